@@ -1,0 +1,1 @@
+"""Shared helpers every stage imports: checkpoints, seeding, DDP, logging, run folders, safe I/O."""
