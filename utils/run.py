@@ -6,9 +6,10 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import TYPE_CHECKING, Sequence, TypeVar
 
-import torch
+if TYPE_CHECKING:  # torch is imported lazily: CLI tools such as DUM.metrics never need it
+    import torch
 
 from utils.io import atomic_write_json
 
@@ -78,8 +79,10 @@ def save_config(args, out_dir, filename: str = "config.json") -> Path:
     return path
 
 
-def resolve_device(name: str | None = None) -> torch.device:
+def resolve_device(name: str | None = None) -> "torch.device":
     """``None``/"auto" picks CUDA when available, else CPU."""
+    import torch
+
     if name in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
