@@ -1,0 +1,543 @@
+"""MTCNN face detector in PyTorch, running the weights that ship in the ``mtcnn`` pip package.
+
+The cascade of Zhang et al., "Joint Face Detection and Alignment using Multi-task Cascaded
+Convolutional Networks" (IEEE SPL 2016): an image pyramid through the fully convolutional P-Net gives
+proposals, R-Net rescores and refines them on 24x24 crops, O-Net gives the final boxes, scores and
+five landmarks on 48x48 crops. Box conventions (1-based boxes, ``+1`` widths after P-Net, squaring,
+flooring) and resizing (cv2.INTER_AREA, zero padding outside the frame) follow the reference release
+and the ``mtcnn`` package the original DSDG used, so that the weights see what they were trained on.
+On ``skimage.data.astronaut()`` and Grace Hopper the boxes land within 3 px of the PyTorch reference
+in DEPENDENCIES.md. Frames of one size run as one batch through every stage; the networks run on any
+torch device, resizing and cropping use cv2 on the CPU.
+
+    detector = MTCNN(min_face_size=40)
+    faces = detector.detect_batch([rgb_frame, ...])  # per frame: list of Face, most probable first
+    box = select_face(faces[0]).to_box()             # data.boxes.Box(x, y, w, h, score)
+
+The weights are read from ``mtcnn==1.0.0``'s ``mtcnn/assets/weights/{pnet,rnet,onet}.lz4``
+(``joblib`` pickles of Keras weight lists). The package is located with ``importlib.util.find_spec``
+and never imported: its ``__init__`` imports TensorFlow (see ../shared/reference/DEPENDENCIES.md).
+Layout of those lists: convolution kernels HWIO, dense kernels (in, out), biases and PReLU slopes
+(C,) or (1, 1, C); the heads are told apart by their output width (2 face probability, 4 box
+regression, 10 landmarks). Keras flattens the last feature map in (W, H, C) order. ``joblib.load``
+unpickles, so only files from the installed package (or a folder the user names) are read.
+"""
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torchvision.ops import batched_nms
+
+from data.boxes import Box
+from utils.io import InputError
+from utils.run import resolve_device
+
+WEIGHT_FILES = {"pnet": "pnet.lz4", "rnet": "rnet.lz4", "onet": "onet.lz4"}
+INSTALL_HINT = "pip install mtcnn==1.0.0"
+_HEAD_WIDTHS = {2: "prob", 4: "box", 10: "landmarks"}
+
+
+class MTCNNWeightsError(InputError):
+    """The MTCNN weights are missing or do not have the expected layout."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Networks
+
+
+def _face_prob(logits: torch.Tensor) -> torch.Tensor:
+    # softmax over (not face, face) along dim 1, face channel only: sigmoid of the difference
+    return torch.sigmoid(logits[:, 1] - logits[:, 0])
+
+
+class PNet(nn.Module):
+    """Proposal net: fully convolutional, 12x12 receptive field, stride 2. Input (N, 3, H, W) in [-1, 1]."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
+        # ceil_mode reproduces Keras' padding="same" max pooling (pads bottom/right only)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
+        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
+        self.box = nn.Conv2d(32, 4, 1)
+        self.prob = nn.Conv2d(32, 2, 1)
+
+    body = ("conv1", "prelu1", "conv2", "prelu2", "conv3", "prelu3")
+    heads = ("box", "prob")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        # face probability (N, h, w), box offsets (N, 4, h, w) in units of the 12 px cell
+        return _face_prob(self.prob(x)), self.box(x)
+
+
+def _flatten_whc(x: torch.Tensor) -> torch.Tensor:
+    # (N, C, H, W) -> (N, W*H*C): the order Keras' Permute((2, 1, 3)) + Flatten fed the dense layers
+    return x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
+
+
+class RNet(nn.Module):
+    """Refine net on 24x24 crops."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2)
+        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
+        self.fc4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)  # 576 = 3 * 3 * 64
+        self.box = nn.Linear(128, 4)
+        self.prob = nn.Linear(128, 2)
+
+    body = ("conv1", "prelu1", "conv2", "prelu2", "conv3", "prelu3", "fc4", "prelu4")
+    heads = ("box", "prob")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu3(self.conv3(x))
+        x = self.prelu4(self.fc4(_flatten_whc(x)))
+        return _face_prob(self.prob(x)), self.box(x)
+
+
+class ONet(nn.Module):
+    """Output net on 48x48 crops: probability, box offsets and 5 landmarks (x1..x5, y1..y5)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2)
+        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
+        self.fc5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)  # 1152 = 3 * 3 * 128
+        self.box = nn.Linear(256, 4)
+        self.landmarks = nn.Linear(256, 10)
+        self.prob = nn.Linear(256, 2)
+
+    body = ("conv1", "prelu1", "conv2", "prelu2", "conv3", "prelu3", "conv4", "prelu4", "fc5", "prelu5")
+    heads = ("box", "landmarks", "prob")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x))
+        x = self.prelu5(self.fc5(_flatten_whc(x)))
+        return _face_prob(self.prob(x)), self.box(x), self.landmarks(x)
+
+
+# --------------------------------------------------------------------------------------------------
+# Weights
+
+
+def _package_locations(name: str = "mtcnn") -> list[str]:
+    """Folders of the installed package ``name``, found without importing it.
+
+    When a script in data/ runs, data/ is first on sys.path and this very file is a top-level
+    module called ``mtcnn``: find_spec then returns it (not a package), so search the other
+    sys.path entries too."""
+    here = Path(__file__).resolve().parent
+    specs = []
+    try:
+        specs.append(importlib.util.find_spec(name))
+    except (ImportError, ValueError):
+        pass
+    others = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
+    specs.append(importlib.machinery.PathFinder.find_spec(name, others))
+    return [loc for spec in specs if spec is not None for loc in (spec.submodule_search_locations or [])]
+
+
+def mtcnn_weights_dir() -> Path:
+    """The ``assets/weights`` folder of the installed ``mtcnn`` package."""
+    for location in _package_locations():
+        folder = Path(location) / "assets" / "weights"
+        if folder.is_dir():
+            return folder
+    raise MTCNNWeightsError(
+        "the MTCNN weights ship in the 'mtcnn' package, which is not installed "
+        f"(or has no assets/weights folder): run `{INSTALL_HINT}` (only its weight files are used; "
+        "TensorFlow is not needed)")
+
+
+def _read_weight_list(path: Path) -> list[np.ndarray]:
+    import joblib  # a dependency of mtcnn; imported late so this module loads without it
+
+    if not path.is_file():
+        raise MTCNNWeightsError(f"{path}: MTCNN weight file missing; reinstall with `{INSTALL_HINT}`")
+    try:
+        arrays = joblib.load(path)
+    except Exception as exc:  # joblib raises many kinds (missing lz4, truncated file, ...)
+        raise MTCNNWeightsError(f"{path}: could not read MTCNN weights ({exc}); reinstall with `{INSTALL_HINT}`"
+                                " (reading .lz4 needs the 'lz4' package)") from exc
+    if not isinstance(arrays, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in arrays):
+        raise MTCNNWeightsError(f"{path}: expected a list of arrays (mtcnn 1.0.0 layout), got {type(arrays).__name__}")
+    return list(arrays)
+
+
+def _copy(param: torch.Tensor, value: np.ndarray, what: str) -> None:
+    tensor = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+    if tuple(tensor.shape) != tuple(param.shape):
+        raise MTCNNWeightsError(f"{what}: shape {tuple(value.shape)} does not fit {tuple(param.shape)}")
+    with torch.no_grad():
+        param.copy_(tensor)
+
+
+def _take_dense_or_conv(layer: nn.Module, kernel: np.ndarray, bias: np.ndarray, what: str) -> None:
+    if isinstance(layer, nn.Conv2d):
+        if kernel.ndim != 4:
+            raise MTCNNWeightsError(f"{what}: expected a 4-d HWIO kernel, got shape {kernel.shape}")
+        kernel = kernel.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+    else:
+        if kernel.ndim != 2:
+            raise MTCNNWeightsError(f"{what}: expected a 2-d (in, out) kernel, got shape {kernel.shape}")
+        kernel = kernel.T  # (in, out) -> (out, in)
+    _copy(layer.weight, kernel, what + " kernel")
+    _copy(layer.bias, bias.reshape(-1), what + " bias")
+
+
+def load_keras_weights(net: nn.Module, arrays: Sequence[np.ndarray], source: str = "<weights>") -> nn.Module:
+    """Copy a Keras ``get_weights()`` list into one of our nets, checking every shape."""
+    arrays = list(arrays)
+    pos = 0
+
+    def take(count: int, what: str) -> list[np.ndarray]:
+        nonlocal pos
+        if pos + count > len(arrays):
+            raise MTCNNWeightsError(f"{source}: ran out of arrays at {what} ({len(arrays)} arrays in the file)")
+        out = arrays[pos:pos + count]
+        pos += count
+        return out
+
+    for name in net.body:
+        layer = getattr(net, name)
+        what = f"{source}: {type(net).__name__}.{name}"
+        if isinstance(layer, nn.PReLU):
+            (slope,) = take(1, name)
+            _copy(layer.weight, slope.reshape(-1), what)
+        else:
+            kernel, bias = take(2, name)
+            _take_dense_or_conv(layer, kernel, bias, what)
+    done = set()
+    while pos < len(arrays):
+        kernel, bias = take(2, "heads")
+        head = _HEAD_WIDTHS.get(int(kernel.shape[-1]))
+        if head not in net.heads or head in done:
+            raise MTCNNWeightsError(f"{source}: unexpected head of width {kernel.shape[-1]} for {type(net).__name__}")
+        _take_dense_or_conv(getattr(net, head), kernel, bias, f"{source}: {type(net).__name__}.{head}")
+        done.add(head)
+    if done != set(net.heads):
+        raise MTCNNWeightsError(f"{source}: heads {sorted(set(net.heads) - done)} missing for {type(net).__name__}")
+    return net
+
+
+def load_mtcnn_nets(weights_dir=None) -> tuple[PNet, RNet, ONet]:
+    """The three nets with the packaged weights, in eval mode on the CPU."""
+    folder = Path(weights_dir) if weights_dir is not None else mtcnn_weights_dir()
+    nets = []
+    for key, cls in (("pnet", PNet), ("rnet", RNet), ("onet", ONet)):
+        path = folder / WEIGHT_FILES[key]
+        nets.append(load_keras_weights(cls(), _read_weight_list(path), str(path)).eval())
+    return tuple(nets)
+
+
+# --------------------------------------------------------------------------------------------------
+# Box helpers (all on (K, 4) float tensors x1, y1, x2, y2)
+
+
+def pyramid_scales(height: int, width: int, min_face: float, factor: float, cell: int = 12) -> list[float]:
+    """Scales at which a face of ``min_face`` px and larger fill P-Net's 12 px cell; empty if too small."""
+    scales, scale = [], cell / float(min_face)
+    side = min(height, width) * scale
+    while side >= cell:
+        scales.append(scale)
+        scale *= factor
+        side *= factor
+    return scales
+
+
+def _square(boxes: torch.Tensor) -> torch.Tensor:
+    # grow the shorter side about the centre: R-Net and O-Net take square crops
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = torch.maximum(w, h)
+    x1 = boxes[:, 0] + (w - side) * 0.5
+    y1 = boxes[:, 1] + (h - side) * 0.5
+    return torch.stack([x1, y1, x1 + side, y1 + side], dim=1)
+
+
+def _regress(boxes: torch.Tensor, offsets: torch.Tensor, plus_one: bool) -> torch.Tensor:
+    # offsets are fractions of the box size; the reference uses inclusive (+1) sizes after P-Net
+    extra = 1.0 if plus_one else 0.0
+    w = boxes[:, 2] - boxes[:, 0] + extra
+    h = boxes[:, 3] - boxes[:, 1] + extra
+    return boxes + offsets * torch.stack([w, h, w, h], dim=1)
+
+
+def nms_min(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy NMS with overlap = intersection / smaller area (the reference's last step), per group."""
+    if boxes.numel() == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    order = torch.argsort(scores, descending=True, stable=True)
+    b, g = boxes[order], groups[order]
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    iw = (torch.minimum(b[:, None, 2], b[None, :, 2]) - torch.maximum(b[:, None, 0], b[None, :, 0]) + 1).clamp(min=0)
+    ih = (torch.minimum(b[:, None, 3], b[None, :, 3]) - torch.maximum(b[:, None, 1], b[None, :, 1]) + 1).clamp(min=0)
+    overlap = iw * ih / torch.minimum(area[:, None], area[None, :])
+    suppress = ((overlap > threshold) & (g[:, None] == g[None, :])).cpu().numpy()
+    alive = np.ones(len(order), dtype=bool)
+    for i in range(len(order)):
+        if alive[i]:
+            alive[i + 1:] &= ~suppress[i, i + 1:]
+    return order[torch.from_numpy(np.flatnonzero(alive)).to(order.device)]
+
+
+def _pyramid_level(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, h, w, 3) uint8 with cv2.INTER_AREA on uint8, the reference's resize."""
+    h, w = size
+    out = np.empty((len(frames), h, w, 3), dtype=np.uint8)
+    for k, frame in enumerate(frames):
+        cv2.resize(frame, (w, h), dst=out[k], interpolation=cv2.INTER_AREA)
+    return out
+
+
+def crop_patches(frames: np.ndarray, image_idx: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """(K, size, size, 3) float32 crops of integer boxes, resized with cv2.INTER_AREA.
+
+    Box corners are inclusive pixel indices in the reference's 1-based convention (P-Net's ``+1``
+    cell origin comes from MATLAB), so a box covers 0-based pixels x1-1 .. x2-1; cropping at
+    x1 .. x2 instead moves Grace Hopper's final box by over 10 px. Parts of a box outside the frame
+    read as black (value 0), as the reference's zero padding.
+    """
+    _, height, width, _ = frames.shape
+    out = np.empty((len(boxes), size, size, 3), dtype=np.float32)
+    for k, (n, (x1, y1, x2, y2)) in enumerate(zip(image_idx.tolist(), boxes.astype(np.int64).tolist())):
+        x1, y1 = x1 - 1, y1 - 1  # to 0-based; x2, y2 become exclusive ends
+        sx, sy, ex, ey = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
+        if sx == x1 and sy == y1 and ex == x2 and ey == y2:
+            patch = frames[n, y1:y2, x1:x2].astype(np.float32)
+        else:
+            patch = np.zeros((max(y2 - y1, 1), max(x2 - x1, 1), 3), dtype=np.float32)
+            if ex > sx and ey > sy:
+                patch[sy - y1:ey - y1, sx - x1:ex - x1] = frames[n, sy:ey, sx:ex]
+        out[k] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Detector
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detection: box corners in full-image pixels (floats, may leave the image), O-Net probability,
+    landmarks (5, 2) as (x, y) of left eye, right eye, nose, left and right mouth corner (image left/right)."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+    def to_box(self) -> Box:
+        """The project's ``x y w h score`` box (data/boxes.py). Rounded, not clamped to the image,
+        so that crops scaled about the centre keep the detector's centre."""
+        x, y = int(round(self.x1)), int(round(self.y1))
+        w = max(1, int(round(self.x2)) - x)
+        h = max(1, int(round(self.y2)) - y)
+        return Box(x, y, w, h, float(self.score))
+
+
+def select_face(faces: Sequence[Face]) -> Face | None:
+    """The face to keep when several are found: largest ``area * probability``.
+
+    The subject of an anti-spoofing video faces the camera and fills much of the frame; weighting by
+    the probability keeps a large but doubtful detection from beating a sure one of similar size.
+    The original kept the first detection, which in the mtcnn package is the most probable one,
+    so a small sharp face in the background could win over the subject."""
+    if not faces:
+        return None
+    return max(faces, key=lambda f: (max(f.width, 0.0) * max(f.height, 0.0) * f.score, f.score))
+
+
+def _as_rgb(image, i: int) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image {i}: expected an (H, W, 3) RGB array, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return image
+
+
+def _to_input(patches: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(N, h, w, 3) 0-255 -> (N, 3, h, w) float 0-255 in channels_last memory (the permuted NHWC
+    buffer as is), the layout in which oneDNN runs these thin convolutions about twice as fast."""
+    return torch.from_numpy(patches).to(device).permute(0, 3, 1, 2).float()
+
+
+def fold_input_normalization(net: nn.Module) -> nn.Module:
+    """Make ``net`` take raw 0-255 pixels: fold the reference's (x - 127.5) / 128 into conv1.
+
+    conv1 has no padding, so W(ax + b) + c = (aW)x + (c + b * sum W) holds exactly for every output;
+    this saves two full passes over every pyramid level and crop."""
+    conv = net.conv1
+    scale, shift = 0.0078125, -127.5 * 0.0078125
+    with torch.no_grad():
+        conv.bias.add_(shift * conv.weight.sum(dim=(1, 2, 3)))
+        conv.weight.mul_(scale)
+    return net
+
+
+class MTCNN(nn.Module):
+    """P-Net -> R-Net -> O-Net cascade over a batch of RGB uint8 images.
+
+    Args:
+        min_face_size: smallest face (px) the pyramid looks for; larger is faster.
+        scale_factor: ratio between pyramid levels (0.709, about 1/sqrt(2), from the paper's code).
+        thresholds: face-probability thresholds of P-Net, R-Net and O-Net.
+        nms_thresholds: IoU for P-Net within a scale, P-Net across scales, R-Net (union), and the
+            O-Net overlap over the smaller box.
+        device: torch device or "auto" (the networks run there; resizing and cropping use cv2 on
+            the CPU, as the reference did).
+        weights_dir: folder with pnet/rnet/onet.lz4; default the installed mtcnn package.
+        chunk: crops per R-Net/O-Net forward (bounds memory).
+    """
+
+    def __init__(self, min_face_size: float = 20.0, scale_factor: float = 0.709,
+                 thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+                 nms_thresholds: Sequence[float] = (0.5, 0.7, 0.7, 0.7),
+                 device=None, weights_dir=None, chunk: int = 1024):
+        super().__init__()
+        if min_face_size <= 0 or not (0.0 < scale_factor < 1.0):
+            raise ValueError(f"need min_face_size > 0 and 0 < scale_factor < 1, got {min_face_size}, {scale_factor}")
+        if len(thresholds) != 3 or len(nms_thresholds) != 4:
+            raise ValueError("thresholds needs 3 values (P, R, O) and nms_thresholds 4")
+        self.pnet, self.rnet, self.onet = (fold_input_normalization(net) for net in load_mtcnn_nets(weights_dir))
+        self.min_face_size = float(min_face_size)
+        self.scale_factor = float(scale_factor)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.nms_thresholds = tuple(float(t) for t in nms_thresholds)
+        self.chunk = int(chunk)
+        self.device = resolve_device(str(device) if device is not None else None)
+        self.to(self.device, memory_format=torch.channels_last).eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    # public API ----------------------------------------------------------------------------------
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in one RGB uint8 image (H, W, 3), most probable first."""
+        return self.detect_batch([image])[0]
+
+    @torch.inference_mode()
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces per image, most probable first. Images of the same size run as one batch."""
+        arrays = [_as_rgb(image, i) for i, image in enumerate(images)]
+        results: list[list[Face]] = [[] for _ in arrays]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(arrays):
+            groups.setdefault(image.shape[:2], []).append(i)
+        for members in groups.values():
+            frames = np.stack([arrays[i] for i in members])  # (N, H, W, 3)
+            for local, faces in enumerate(self._cascade(frames)):
+                results[members[local]] = faces
+        return results
+
+    # stages ----------------------------------------------------------------------------------------
+
+    def _cascade(self, frames: np.ndarray) -> list[list[Face]]:
+        idx, boxes = self._stage_pnet(frames)
+        if len(boxes):
+            idx, boxes = self._stage_rnet(frames, idx, boxes)
+        scores, marks = boxes.new_zeros(0), boxes.new_zeros((0, 5, 2))
+        if len(boxes):
+            idx, boxes, scores, marks = self._stage_onet(frames, idx, boxes)
+        idx, boxes, scores, marks = (t.numpy() for t in (idx, boxes, scores, marks))
+        out: list[list[Face]] = [[] for _ in range(len(frames))]
+        for k in np.argsort(-scores, kind="stable"):
+            out[int(idx[k])].append(Face(*(float(v) for v in boxes[k]), float(scores[k]), marks[k].copy()))
+        return out
+
+    def _stage_pnet(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Proposals as (image index (K,), square integer boxes (K, 4)) on the CPU."""
+        t_p = self.thresholds[0]
+        nms_scale, nms_all = self.nms_thresholds[:2]
+        h, w = frames.shape[1:3]
+        found = []
+        for scale in pyramid_scales(h, w, self.min_face_size, self.scale_factor):
+            size = (int(math.ceil(h * scale)), int(math.ceil(w * scale)))
+            x = _to_input(_pyramid_level(frames, size), self.device)
+            prob, reg = self.pnet(x)
+            n, i, j = torch.nonzero(prob >= t_p, as_tuple=True)
+            if n.numel() == 0:
+                continue
+            score, offsets = prob[n, i, j].float().cpu(), reg[n, :, i, j].float().cpu()
+            n, i, j = n.cpu(), i.cpu(), j.cpu()
+            # each output cell sees a 12x12 window at stride 2 of the scaled image
+            cell = torch.stack([j, i, j, i], dim=1).float() * 2 + torch.tensor([1.0, 1.0, 12.0, 12.0])
+            boxes = torch.floor(cell / scale)
+            keep = batched_nms(boxes, score, n, nms_scale)
+            found.append((n[keep], boxes[keep], score[keep], offsets[keep]))
+        if not found:
+            return torch.zeros(0, dtype=torch.long), torch.zeros((0, 4))
+        idx, boxes, scores, offsets = (torch.cat(parts) for parts in zip(*found))
+        keep = batched_nms(boxes, scores, idx, nms_all)
+        boxes = torch.floor(_square(_regress(boxes[keep], offsets[keep], plus_one=False)))
+        return idx[keep], boxes
+
+    def _run_crops(self, net: nn.Module, frames: np.ndarray, idx: torch.Tensor, boxes: torch.Tensor, size: int):
+        outs = []
+        for start in range(0, len(boxes), self.chunk):
+            sl = slice(start, start + self.chunk)
+            patches = crop_patches(frames, idx[sl].numpy(), boxes[sl].numpy(), size)
+            x = _to_input(patches, self.device)
+            outs.append([o.float().cpu() for o in net(x)])
+        return [torch.cat(parts) for parts in zip(*outs)]
+
+    def _stage_rnet(self, frames, idx, boxes):
+        prob, offsets = self._run_crops(self.rnet, frames, idx, boxes, 24)
+        keep = prob > self.thresholds[1]
+        idx, boxes, prob, offsets = idx[keep], boxes[keep], prob[keep], offsets[keep]
+        keep = batched_nms(boxes, prob, idx, self.nms_thresholds[2])
+        boxes = torch.floor(_square(_regress(boxes[keep], offsets[keep], plus_one=True)))
+        return idx[keep], boxes
+
+    def _stage_onet(self, frames, idx, boxes):
+        prob, offsets, marks = self._run_crops(self.onet, frames, idx, boxes, 48)
+        keep = prob > self.thresholds[2]
+        idx, boxes, prob, offsets, marks = idx[keep], boxes[keep], prob[keep], offsets[keep], marks[keep]
+        # landmarks are fractions of the inclusive input box, placed as the reference does (its -1
+        # and the 1-based boxes cancel, so they land on 0-based pixels of the box's content)
+        w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+        h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+        lx = boxes[:, 0:1] + w * marks[:, 0:5] - 1
+        ly = boxes[:, 1:2] + h * marks[:, 5:10] - 1
+        marks = torch.stack([lx, ly], dim=2)  # (K, 5, 2)
+        boxes = _regress(boxes, offsets, plus_one=True)
+        keep = nms_min(boxes, prob, idx, self.nms_thresholds[3])
+        return idx[keep], boxes[keep], prob[keep], marks[keep]

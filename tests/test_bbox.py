@@ -1,0 +1,302 @@
+"""MTCNN in PyTorch (data/mtcnn.py) and the face-box stage (data/bbox.py) on real faces and bad input."""
+from __future__ import annotations
+
+import csv
+import importlib
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from data import bbox as stage
+from data.boxes import read_box
+from data.frames import split_dirs
+from data.mtcnn import (MTCNN, Face, MTCNNWeightsError, ONet, PNet, RNet, _read_weight_list, load_keras_weights,
+                        mtcnn_weights_dir, select_face)
+from utils.io import SkipReport
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return MTCNN(min_face_size=20, device="cpu")  # 20: the setting the reference boxes were measured with
+
+
+@pytest.fixture(scope="module")
+def fast_detector():
+    return MTCNN(min_face_size=40, device="cpu")  # the stage's default, a quarter of the pyramid
+
+
+def _rgb(path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+# --------------------------------------------------------------------------------------------------
+# weights
+
+
+def test_weights_found_without_importing_mtcnn():
+    folder = mtcnn_weights_dir()
+    assert {p.name for p in folder.iterdir()} >= {"pnet.lz4", "rnet.lz4", "onet.lz4"}
+    assert "mtcnn" not in sys.modules  # its __init__ would import TensorFlow
+
+
+def test_keras_layout_is_converted():
+    arrays = _read_weight_list(mtcnn_weights_dir() / "onet.lz4")
+    net = load_keras_weights(ONet(), arrays, "onet.lz4")
+    np.testing.assert_array_equal(net.conv1.weight.detach().numpy(), arrays[0].transpose(3, 2, 0, 1))  # HWIO -> OIHW
+    np.testing.assert_array_equal(net.fc5.weight.detach().numpy(), arrays[12].T)  # dense (in, out) -> (out, in)
+    widths = {a.shape[-1]: a for a in arrays[-6::2]}
+    np.testing.assert_array_equal(net.landmarks.weight.detach().numpy(), widths[10].T)
+    np.testing.assert_array_equal(net.prob.weight.detach().numpy(), widths[2].T)
+    for cls, name in ((PNet, "pnet.lz4"), (RNet, "rnet.lz4")):
+        load_keras_weights(cls(), _read_weight_list(mtcnn_weights_dir() / name), name)
+
+
+def test_bad_weight_lists_are_rejected():
+    arrays = _read_weight_list(mtcnn_weights_dir() / "rnet.lz4")
+    with pytest.raises(MTCNNWeightsError, match="prob"):
+        load_keras_weights(RNet(), arrays[:-2], "rnet.lz4")  # probability head missing
+    with pytest.raises(MTCNNWeightsError, match="shape"):
+        load_keras_weights(PNet(), arrays, "rnet.lz4")  # R-Net weights into P-Net
+
+
+def test_weights_found_when_data_dir_shadows_the_package(monkeypatch, repo_root):
+    """Run as ``python data/bbox.py``, data/ is first on sys.path and data/mtcnn.py is found as a
+    top-level module ``mtcnn``; the weights must still come from the installed package."""
+    monkeypatch.setattr(sys, "path", [str(repo_root / "data"), *sys.path])
+    importlib.invalidate_caches()
+    assert importlib.util.find_spec("mtcnn").origin == str(repo_root / "data" / "mtcnn.py")
+    assert (mtcnn_weights_dir() / "pnet.lz4").is_file()
+
+
+def test_missing_package_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    importlib.invalidate_caches()
+    with pytest.raises(MTCNNWeightsError, match=r"pip install mtcnn==1\.0\.0"):
+        mtcnn_weights_dir()
+
+
+def test_missing_weights_dir_exits_2(tmp_path, samples_dir):
+    root = _make_tree(tmp_path, samples_dir, {"v1": ["T1"]})
+    with pytest.raises(SystemExit) as exc:
+        stage.main(["--data-root", str(root), "--weights-dir", str(tmp_path / "nowhere"), "--device", "cpu"])
+    assert exc.value.code == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# detector
+
+
+def test_public_domain_portraits(detector):
+    """Boxes measured for this cascade and weights (DEPENDENCIES.md), within a few pixels."""
+    import matplotlib.cbook
+    import skimage.data
+    from PIL import Image
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        hopper = np.asarray(Image.open(f).convert("RGB"))
+    for image, expected in ((skimage.data.astronaut(), (181, 62, 268, 172)), (hopper, (174, 120, 356, 340))):
+        faces = detector.detect(image)
+        assert len(faces) == 1
+        face = faces[0]
+        assert face.score > 0.99
+        np.testing.assert_allclose((face.x1, face.y1, face.x2, face.y2), expected, atol=4)
+        # eyes above nose above mouth, all inside the box; left eye left of right eye
+        (lex, ley), (rex, rey), (nx, ny), (mlx, mly), (mrx, mry) = face.landmarks
+        assert lex < nx < rex and mlx < mrx and max(ley, rey) < ny < min(mly, mry)
+        assert (face.landmarks[:, 0] > face.x1).all() and (face.landmarks[:, 0] < face.x2).all()
+        assert (face.landmarks[:, 1] > face.y1).all() and (face.landmarks[:, 1] < face.y2).all()
+
+
+# boxes checked by eye on the 480x640 sample photos (face outline, chin to hairline)
+SAMPLE_FACES = {"image_T1.jpg": (117, 107, 288, 361), "image_F1.jpg": (188, 104, 364, 352),
+                "image_F2.jpg": (130, 204, 350, 502)}
+
+
+def test_face_on_each_sample_photo(fast_detector, samples_dir):
+    for name, expected in SAMPLE_FACES.items():
+        image = _rgb(samples_dir / name)
+        face = select_face(fast_detector.detect(image))
+        assert face is not None, name
+        box = face.to_box()
+        h, w = image.shape[:2]
+        assert 0 <= box.x and 0 <= box.y and box.x + box.w <= w and box.y + box.h <= h, (name, box)
+        assert 0.1 * w < box.w < 0.8 * w and 0.1 * h < box.h < 0.8 * h, (name, box)
+        assert _iou((face.x1, face.y1, face.x2, face.y2), expected) > 0.6, (name, face)
+        assert box.score > 0.95
+
+
+def test_no_face_in_blank_or_noise(fast_detector):
+    rng = np.random.default_rng(0)
+    for image in (np.zeros((240, 320, 3), np.uint8), np.full((240, 320, 3), 128, np.uint8),
+                  rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), np.zeros((8, 8, 3), np.uint8)):
+        assert fast_detector.detect(image) == []
+
+
+def test_batch_matches_single_images(fast_detector, samples_dir):
+    """Mixed sizes in one batch; each image's result must not depend on its batch mates."""
+    big = cv2.resize(_rgb(samples_dir / "image_T1.jpg"), (300, 400), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(_rgb(samples_dir / "image_F2.jpg"), (240, 320), interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    batch = fast_detector.detect_batch([big, small, big, grey])
+    for image, faces in zip((big, small, big, grey), batch):
+        single = fast_detector.detect(image)
+        assert len(single) == len(faces) >= 1
+        for a, b in zip(single, faces):
+            np.testing.assert_allclose((a.x1, a.y1, a.x2, a.y2, a.score), (b.x1, b.y1, b.x2, b.y2, b.score),
+                                       rtol=0, atol=1e-3)
+
+
+def test_select_face_prefers_large_confident_face():
+    marks = np.zeros((5, 2))
+    small_sure = Face(0, 0, 40, 40, 0.999, marks)
+    big_sure = Face(100, 100, 300, 300, 0.98, marks)
+    big_doubtful = Face(0, 0, 210, 210, 0.71, marks)
+    assert select_face([small_sure, big_sure, big_doubtful]) is big_sure
+    assert select_face([small_sure]) is small_sure
+    assert select_face([]) is None
+    box = Face(-3.4, 10.6, 50.2, 80.0, 0.9, marks).to_box()
+    assert (box.x, box.y, box.w, box.h) == (-3, 11, 53, 69)  # not clamped: crops keep the centre
+
+
+# --------------------------------------------------------------------------------------------------
+# stage
+
+
+def _make_tree(tmp_path, samples_dir, videos: dict[str, list[str]], split: str = "train") -> Path:
+    """``<root>/<split>_img_flod/<video>/<video>_<n>_scene.jpg`` from half-size sample photos
+    (``T1``, ``F1``, ``F2``), ``noise`` (no face) and ``broken`` (a truncated JPEG)."""
+    root = tmp_path / "oulu_images"
+    img_root = split_dirs(root, split)["img"]
+    for video, kinds in videos.items():
+        (img_root / video).mkdir(parents=True, exist_ok=True)
+        for n, kind in enumerate(kinds, start=1):
+            if kind == "noise":
+                image = np.random.default_rng(n).integers(0, 256, (320, 240, 3), dtype=np.uint8)
+            else:
+                sample = samples_dir / f"image_{'F2' if kind == 'broken' else kind}.jpg"
+                image = cv2.resize(cv2.imread(str(sample)), (240, 320), interpolation=cv2.INTER_AREA)
+            data = cv2.imencode(".jpg", image)[1].tobytes()
+            if kind == "broken":
+                data = data[: len(data) // 3]  # a truncated file, as a killed copy leaves
+            (img_root / video / f"{video}_{n}_scene.jpg").write_bytes(data)
+    return root
+
+
+VIDEOS = {"1_1_01_1": ["T1", "T1"], "1_1_01_2": ["F1", "noise"], "1_1_01_4": ["F2", "broken"]}
+
+
+def _outputs(root: Path, split: str = "train") -> dict[str, bytes]:
+    bbox_root = split_dirs(root, split)["bbox"]
+    return {p.relative_to(bbox_root).as_posix(): p.read_bytes() for p in sorted(bbox_root.rglob("*")) if p.is_file()}
+
+
+def _report(path) -> set[tuple[str, str]]:
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["item", "reason"]
+    return {tuple(row) for row in rows[1:]}
+
+
+def _run(root, *extra) -> tuple[int, dict | None]:
+    argv = ["--data-root", str(root), "--device", "cpu", "--batch-size", "2", *extra]
+    try:
+        return 0, stage.main(argv)
+    except SystemExit as exc:
+        return exc.code, None
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, samples_dir):
+    """One uninterrupted run of the stage: (data root, run folder)."""
+    root = _make_tree(tmp_path_factory.mktemp("full"), samples_dir, VIDEOS)
+    code, _ = _run(root)
+    assert code == 1  # the truncated frame is unreadable: reported, the rest done
+    return root, root / "logs" / "bbox_train"
+
+
+def test_stage_writes_boxes_and_reports(finished):
+    root, run_dir = finished
+    bbox_root = split_dirs(root, "train")["bbox"]
+    outputs = _outputs(root)
+    assert set(outputs) == {"1_1_01_1/1_1_01_1_1_scene.dat", "1_1_01_1/1_1_01_1_2_scene.dat",
+                            "1_1_01_2/1_1_01_2_1_scene.dat", "1_1_01_4/1_1_01_4_1_scene.dat", "1_1_01_2/.noface"}
+    assert outputs["1_1_01_2/.noface"] == b"1_1_01_2_2_scene.jpg\n"
+    for name, (x1, y1, x2, y2) in (("1_1_01_1/1_1_01_1_1_scene.dat", SAMPLE_FACES["image_T1.jpg"]),
+                                   ("1_1_01_2/1_1_01_2_1_scene.dat", SAMPLE_FACES["image_F1.jpg"])):
+        box = read_box(bbox_root / name)
+        assert box.score > 0.95
+        assert _iou((box.x, box.y, box.x + box.w, box.y + box.h), (x1 / 2, y1 / 2, x2 / 2, y2 / 2)) > 0.6
+    report = _report(run_dir / "skipped.csv")
+    img_root = split_dirs(root, "train")["img"]
+    assert report == {(str(img_root / "1_1_01_2/1_1_01_2_2_scene.jpg"), stage.NOFACE_REASON),
+                      (str(img_root / "1_1_01_4/1_1_01_4_2_scene.jpg"),
+                       "not a readable image (empty, truncated or not an image)")}
+    assert (run_dir / "config.json").is_file() and (run_dir / "log.txt").is_file()
+
+
+def test_rerun_skips_finished_and_noface(finished, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(finished[0], root)
+    before = _outputs(root)
+    code, _ = _run(root, "--out-dir", str(tmp_path / "run2"))
+    assert code == 1
+    summary = json.loads((tmp_path / "run2" / "summary.json").read_text())
+    assert summary["frames_detected"] == 1 and summary["unreadable"] == 1  # only the broken frame is retried
+    assert summary["had_box"] == 4 and summary["noface_earlier"] == 1
+    assert _outputs(root) == before
+    reasons = dict(_report(tmp_path / "run2" / "skipped.csv"))
+    assert reasons[str(split_dirs(root, "train")["img"] / "1_1_01_2/1_1_01_2_2_scene.jpg")] == stage.NOFACE_EARLIER
+    code, _ = _run(root, "--out-dir", str(tmp_path / "run3"), "--retry-missing")
+    summary = json.loads((tmp_path / "run3" / "summary.json").read_text())
+    assert summary["frames_detected"] == 2 and summary["noface"] == 1
+    assert _outputs(root) == before
+
+
+def test_killed_and_rerun_equals_uninterrupted(finished, tmp_path, samples_dir):
+    root = _make_tree(tmp_path, samples_dir, VIDEOS)
+    assert _run(root, "--shard", "1/2", "--out-dir", str(tmp_path / "part"))[0] == 1  # videos 1 and 3 only
+    bbox_root = split_dirs(root, "train")["bbox"]
+    (bbox_root / "1_1_01_1" / "1_1_01_1_2_scene.dat").unlink()  # died before this frame
+    stray = bbox_root / "1_1_01_1" / ".1_1_01_1_2_scene.dat.x1y2z3.tmp"  # ... while writing it
+    stray.write_text("115 1")
+    assert _run(root, "--out-dir", str(tmp_path / "rest"))[0] == 1
+    assert not stray.exists()
+    assert _outputs(root) == _outputs(finished[0])
+    full_report = {item.split("train_img_flod/")[1] for item, _ in _report(finished[1] / "skipped.csv")}
+    rerun_report = {item.split("train_img_flod/")[1] for item, _ in _report(tmp_path / "rest" / "skipped.csv")}
+    assert rerun_report == full_report
+
+
+def test_shards_are_disjoint_and_cover_all(tmp_path, samples_dir):
+    videos = {f"1_{k}_01_1": ["T1"] for k in range(1, 8)}
+    root = _make_tree(tmp_path, samples_dir, videos)
+    seen = []
+    for k in (1, 2, 3):
+        plan = stage.plan_split(root, "train", (k, 3), False, SkipReport(tmp_path / "r.csv"))
+        seen.append({state.video for state, _ in plan.pending})
+    assert sum(len(s) for s in seen) == len(videos)
+    assert set().union(*seen) == set(videos)
+
+
+def test_several_splits_and_missing_tree(tmp_path, samples_dir):
+    root = _make_tree(tmp_path, samples_dir, {"1_1_01_1": ["T1"]}, "train")
+    _make_tree(tmp_path, samples_dir, {"1_1_21_1": ["F1"]}, "dev")
+    code, summary = _run(root, "--splits", "train", "dev")
+    assert code == 0 and summary["boxes"] == 2
+    assert (split_dirs(root, "dev")["bbox"] / "1_1_21_1" / "1_1_21_1_1_scene.dat").is_file()
+    assert (root / "logs" / "bbox_train_dev" / "summary.json").is_file()
+    code, _ = _run(root, "--splits", "train", "test")  # no test_img_flod: the user must act
+    assert code == 2
