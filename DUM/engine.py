@@ -1,0 +1,157 @@
+"""One training epoch and the one ``evaluate`` that train.py (dev) and test.py (dev + test) share.
+
+Scoring (ORIGINAL_SPEC 3.8): frame score = sum(mu) / sum(depth), the depth being the frame's raw
+0-255 map at the network's map size; video score = mean of its frame scores. Frames whose depth
+map is all black would divide by zero (the original produced inf/nan): they are reported and left
+out; a video left with no frame is reported and gets no score. Frames are pushed through in chunks
+of ``frame_batch`` with BatchNorm in eval mode, so chunking does not change the scores.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from DUM.dataset import DepthEvalDataset, first_item, normalize_image
+from DUM.losses import dum_loss
+from DUM.metrics import ScoreRow, cdcn_errors, dev_metrics
+from utils.checkpoint import unwrap
+from utils.dist import all_gather_object, all_reduce_mean
+
+log = logging.getLogger(__name__)
+
+LOSS_KEYS = ("loss", "mse", "cdl", "kl", "gen_mse", "gen_cdl", "gen_kl")
+
+
+def depth_outputs(out):
+    """(prediction the losses see, mean map, logvar or None) of CDCN_u or a CDCN/CDCN++ baseline."""
+    if hasattr(out, "logvar"):
+        return out.sample, out.mu, out.logvar
+    depth_map = out.map if hasattr(out, "map") else out[0]
+    return depth_map, depth_map, None
+
+
+def autocast_for(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return nullcontext()
+
+
+def train_one_epoch(model, loader, optimizer, scaler, device: torch.device, epoch: int, gen_weight: float = 0.1,
+                    kl_lambda: float = 0.001, amp: bool = False, is_main: bool = True) -> dict:
+    """Mean of each loss term over the epoch's batches (averaged over ranks under DDP)."""
+    model.train()
+    sums = torch.zeros(len(LOSS_KEYS), dtype=torch.float64, device=device)
+    n = 0
+    bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not is_main, leave=False)
+    for step, batch in enumerate(bar):
+        images = batch["image"].to(device, non_blocking=True)            # [B,3,S,S]
+        target = batch["depth"].to(device, non_blocking=True)            # [B,M,M] in [0,1]
+        generated = batch["generated"].to(device, non_blocking=True)     # [B] bool
+        with autocast_for(device, amp):
+            pred, mu, logvar = depth_outputs(model(images))
+        losses = dum_loss(pred, mu, logvar, target, generated, gen_weight=gen_weight, kl_lambda=kl_lambda)
+        if not torch.isfinite(losses.total):
+            raise FloatingPointError(f"epoch {epoch} batch {step}: loss is {losses.total.item()} "
+                                     f"(mse {losses.mse.item()}, kl {losses.kl.item()}); lower --lr or check inputs")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses.total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        sums += torch.stack([t.detach().double() for t in losses])
+        n += 1
+        if is_main:
+            bar.set_postfix(loss=f"{losses.total.item():.4f}")
+    means = all_reduce_mean(sums / max(n, 1))
+    return {k: float(v) for k, v in zip(LOSS_KEYS, means.tolist())}
+
+
+@dataclass
+class EvalResult:
+    rows: list = field(default_factory=list)          # ScoreRow per video (NaN = not scorable), dataset order
+    frames: list = field(default_factory=list)        # (video_id, frame, score) per scored frame
+    problems: list = field(default_factory=list)      # (item, reason) of frames/videos not scored
+
+
+@torch.no_grad()
+def score_video(model, images: torch.Tensor, depth: torch.Tensor, device: torch.device, frame_batch: int,
+                amp: bool = False) -> torch.Tensor:
+    """Per-frame sum(mu) and sum(depth): ``[T]``, ``[T]`` (float64 on CPU)."""
+    mu_sums, depth_sums = [], []
+    for start in range(0, images.shape[0], frame_batch):
+        x = normalize_image(images[start:start + frame_batch].to(device, non_blocking=True))
+        with autocast_for(device, amp):
+            _, mu, _ = depth_outputs(model(x))
+        mu_sums.append(mu.float().flatten(1).sum(1).double().cpu())
+        depth_sums.append(depth[start:start + frame_batch].double().flatten(1).sum(1))
+    return torch.cat(mu_sums), torch.cat(depth_sums)
+
+
+def evaluate(model, dataset: DepthEvalDataset, device: torch.device, frame_batch: int = 64, workers: int = 2,
+             rank: int = 0, world_size: int = 1, amp: bool = False, desc: str = "eval") -> EvalResult:
+    """Score every video of ``dataset``; under DDP each rank takes every world_size-th video (no
+    padding) and the results are gathered, so every rank returns the full result."""
+    net = unwrap(model)
+    was_training = net.training
+    net.eval()
+    indices = list(range(rank, len(dataset), world_size))
+    loader = DataLoader(Subset(dataset, indices), batch_size=1, shuffle=False, num_workers=workers,
+                        collate_fn=first_item, pin_memory=device.type == "cuda")
+    local = []
+    for index, video in zip(indices, tqdm(loader, desc=desc, unit="video", disable=rank != 0, leave=False)):
+        item = video["item"]
+        problems = list(video["bad"])
+        frames: list = []
+        score = None
+        if video["images"].shape[0]:
+            mu_sum, depth_sum = score_video(net, video["images"], video["depth"], device, frame_batch, amp)
+            for name, m, d in zip(video["frames"], mu_sum.tolist(), depth_sum.tolist()):
+                if d > 0 and math.isfinite(m):
+                    frames.append((item.video_id, name, m / d))
+                else:
+                    problems.append((f"{item.video_id}/{name}", "all-black depth map (sum 0): frame not scored"
+                                     if d <= 0 else "non-finite network output: frame not scored"))
+            if frames:
+                score = sum(f[2] for f in frames) / len(frames)
+        if score is None:
+            problems.append((item.video_id, "no scorable frame: video not scored"))
+        local.append((index, item, score, frames, problems))
+    gathered = sorted((r for part in all_gather_object(local) for r in part), key=lambda r: r[0])
+    result = EvalResult()
+    for _, item, score, frames, problems in gathered:
+        # An unscorable video stays in the results with a NaN score: the metrics count it as a failure
+        # to acquire (FTA) instead of it silently vanishing from the denominators.
+        result.rows.append(ScoreRow(item.video_id, int(item.label), item.attack_type or "",
+                                    float("nan") if score is None else float(score)))
+        result.frames += frames
+        result.problems += problems
+    result.rows += [ScoreRow(it.video_id, int(it.label), it.attack_type or "", float("nan"))
+                    for it in getattr(dataset, "unscorable", [])]
+    net.train(was_training)
+    return result
+
+
+def original_format(rows) -> str:
+    """The original ``<score> <label>`` score-file lines (label 1 live / 0 attack); NaN rows left out."""
+    return "".join(f"{r.score} {r.label}\n" for r in rows if math.isfinite(r.score))
+
+
+def dev_summary(rows) -> dict:
+    """Per-epoch dev numbers for logging and model selection (dev scores only).
+
+    ``dev_acer``/``dev_apcer``/``dev_bpcer`` at ``dev_threshold``: the CDCN-compatible row (dev EER
+    point of sklearn's ROC, live iff score > t, pooled APCER; the original's ``val_ACER``).
+    ``dev_eer`` at ``dev_eer_threshold``: the ISO/bob EER (bona fide iff score >= t).
+    """
+    m = dev_metrics(rows)
+    labels = [r.label for r in rows if math.isfinite(r.score)]
+    scores = [r.score for r in rows if math.isfinite(r.score)]
+    err = cdcn_errors(labels, scores, m["cdcn_threshold"])
+    return {"dev_acer": float(m["cdcn_ACER"]), "dev_apcer": float(err["APCER"]), "dev_bpcer": float(err["BPCER"]),
+            "dev_threshold": float(m["cdcn_threshold"]), "dev_eer": float(m["eer"]),
+            "dev_eer_threshold": float(m["eer_threshold"]), "dev_auc": float(m["auc"]), "dev_videos": len(rows)}

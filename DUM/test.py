@@ -1,0 +1,214 @@
+"""Score dev and test with a trained CDCN(+DUM) and report both metric rows (ORIGINAL_SPEC 1.11, 3.8, 4).
+
+Loads our checkpoints (``best.pt``/``last.pt``) and the released ``CDCN_U_P1.pkl`` (a plain
+state_dict with ``module.`` keys) strictly. Each video is scored as the original: frame score =
+sum(mu) / sum(depth), video score = mean over every frame that has a crop and a depth map; frames
+or videos that cannot be scored are reported (and videos count as failures to acquire), never
+scored as blank images. The threshold is chosen on dev and applied to test.
+
+Writes to ``--out-dir`` (``fold_<k>/`` per fold for Protocols 3 and 4):
+``scores_dev.csv``/``scores_test.csv`` (video_id,label,attack_type,score), the original
+``map_score_val.txt``/``map_score_test.txt`` (``<score> <label>``), ``frame_scores_{dev,test}.csv``,
+``metrics.json`` and ``report.txt`` (CDCN-compatible and ISO/IEC 30107-3 rows), ``roc.png``,
+``det.png``, ``score_hist.png``, ``threshold.json``, ``skipped.csv``; for several folds also
+``summary.json``/``summary.txt`` (mean and std over folds).
+
+    python DUM/test.py --checkpoint DUM/checkpoint/CDCN_U_P1.pkl --crop-root oulu_images_crop --protocol 1
+    python DUM/test.py --checkpoint 'runs/CDCN_U_P3_F{fold}/best.pt' --protocol 3 --all-folds
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import csv
+import io
+import logging
+
+import torch
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from data.protocols import describe, filter_split, oulu_protocol_files, read_protocol
+from DUM.dataset import DepthEvalDataset
+from DUM.engine import evaluate, original_format
+from DUM.metrics import evaluate as evaluate_metrics
+from DUM.metrics import format_fold_summary, format_report, plot_curves, summarize_folds, write_scores
+from networks import build_depth_net
+from networks.cdcn_u import load_pretrained, state_dict_from_checkpoint
+from utils.checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint
+from utils.io import InputError, SkipReport, atomic_write_json, atomic_write_text
+from utils.run import resolve_device, save_config, setup_logging
+
+log = logging.getLogger("DUM.test")
+
+ARCH_DEFAULTS = {"model": "cdcn_u", "theta": 0.7, "width": 1.0, "image_size": 256}  # the published model
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True,
+                   help="best.pt/last.pt of DUM/train.py or the released CDCN_U_P1.pkl; '{fold}' is replaced by the fold")
+    p.add_argument("--crop-root", default="oulu_images_crop", help="crop tree (dev_*_flod, test_*_flod)")
+    p.add_argument("--protocol-dir", default=None, help="folder holding Protocol_<p>/ (default <crop-root>/protocols)")
+    p.add_argument("--protocol", type=int, default=1, choices=(1, 2, 3, 4), help="OULU-NPU protocol")
+    folds = p.add_mutually_exclusive_group()
+    folds.add_argument("--fold", type=int, default=None, help="one fold 1-6 of protocols 3/4")
+    folds.add_argument("--all-folds", action="store_true", help="all six folds of protocols 3/4 (the default there)")
+    p.add_argument("--dev-list", default=None, help="explicit dev list (instead of the protocol's Dev file)")
+    p.add_argument("--test-list", default=None, help="explicit test list (instead of the protocol's Test file)")
+    p.add_argument("--model", default=None, choices=("cdcn_u", "cdcn", "cdcnpp"),
+                   help="architecture (default: from the checkpoint's config, else cdcn_u)")
+    p.add_argument("--theta", type=float, default=None, help="Conv2d_cd theta (default: checkpoint config, else 0.7)")
+    p.add_argument("--width", type=float, default=None, help="width multiplier (default: checkpoint config, else 1.0)")
+    p.add_argument("--image-size", type=int, default=None, help="input side (default: checkpoint config, else 256)")
+    p.add_argument("--frame-batch", type=int, default=64, help="frames per forward pass")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--amp", action="store_true", help="float16 autocast on CUDA")
+    p.add_argument("--save-threshold", action="store_true",
+                   help="also store the dev thresholds in the checkpoint (ours only; atomic rewrite)")
+    p.add_argument("--no-plots", action="store_true", help="skip the ROC/DET/histogram PNGs")
+    p.add_argument("--out-dir", default=None, help="output folder (default CDCN_U_P<p>_test, the original name)")
+    return p
+
+
+def fold_list(args) -> list[int | None]:
+    if args.protocol in (1, 2):
+        if args.fold is not None or args.all_folds:
+            raise InputError(f"protocol {args.protocol} has no folds (drop --fold/--all-folds)")
+        return [None]
+    if args.fold is not None:
+        if args.fold not in range(1, 7):
+            raise InputError(f"--fold must be 1..6, got {args.fold}")
+        return [args.fold]
+    return list(range(1, 7))
+
+
+def lists_for(args, fold: int | None) -> tuple[Path, Path]:
+    if args.dev_list and args.test_list:
+        return Path(args.dev_list), Path(args.test_list)
+    files = oulu_protocol_files(Path(args.protocol_dir or Path(args.crop_root) / "protocols"), args.protocol, fold)
+    return Path(args.dev_list or files["dev"]), Path(args.test_list or files["test"])
+
+
+def load_model(args, path: Path, device: torch.device):
+    """Build the architecture named by the flags / checkpoint config and load the weights strictly."""
+    obj = load_checkpoint(path, hint="Pass a checkpoint of DUM/train.py or the released CDCN_U_P1.pkl.")
+    cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+    arch = {k: getattr(args, k) if getattr(args, k) is not None else cfg.get(k, v) for k, v in ARCH_DEFAULTS.items()}
+    model = build_depth_net(arch["model"], theta=arch["theta"], width=arch["width"], image_size=arch["image_size"])
+    if arch["model"] == "cdcn_u":
+        load_pretrained(model, path)
+    else:
+        load_state_dict_strict(model, state_dict_from_checkpoint(obj, str(path)), source=str(path))
+    log.info("loaded %s (%s, epoch %s) as %s", path, "training checkpoint" if "model" in obj else "plain state_dict",
+             obj.get("epoch", "?"), arch)
+    return model.to(device).eval(), arch, obj
+
+
+def _frames_csv(frames) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["video_id", "frame", "score"])
+    writer.writerows((v, f, repr(float(s))) for v, f, s in frames)
+    return buf.getvalue()
+
+
+def score_fold(args, fold: int | None, out_dir: Path, device: torch.device) -> dict:
+    path = Path(str(args.checkpoint).replace("{fold}", str(fold)))
+    model, arch, obj = load_model(args, path, device)
+    map_size = int(getattr(model, "map_size", arch["image_size"] // 8))
+    dev_list, test_list = lists_for(args, fold)
+    report = SkipReport(out_dir / "skipped.csv")
+    results = {}
+    for split, plist in (("dev", dev_list), ("test", test_list)):
+        items = filter_split(read_protocol(plist), split)
+        log.info("%s %s: %s", split, plist, describe(items))
+        dataset = DepthEvalDataset(items, args.crop_root, split, arch["image_size"], map_size, report, str(plist))
+        res = evaluate(model, dataset, device, args.frame_batch, args.workers, amp=args.amp and device.type == "cuda",
+                       desc=split)
+        report.extend(res.problems)  # frames that failed at scoring time (construction problems are in already)
+        write_scores(out_dir / f"scores_{split}.csv", res.rows)
+        name = "map_score_val.txt" if split == "dev" else "map_score_test.txt"
+        atomic_write_text(out_dir / name, original_format(res.rows))
+        atomic_write_text(out_dir / f"frame_scores_{split}.csv", _frames_csv(res.frames))
+        results[split] = res.rows
+    report.write()
+    metrics = evaluate_metrics(results["dev"], results["test"])
+    metrics["inputs"] = {"dev": str(dev_list), "eval": str(test_list), "checkpoint": str(path),
+                         "protocol": args.protocol, "fold": fold, "architecture": arch}
+    text = format_report(metrics)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    atomic_write_text(out_dir / "report.txt", text)
+    if not args.no_plots:
+        plot_curves(results["dev"], results["test"], out_dir, result=metrics)
+    threshold = {
+        "threshold": metrics["cdcn_compatible"]["returned"]["val_threshold"],
+        "threshold_rule": "CDCN-compatible: live iff score > threshold (dev EER point of sklearn's ROC)",
+        "threshold_eer": metrics["dev_eer"]["threshold"],
+        "threshold_eer_rule": "ISO/IEC 30107-3 EER: bona fide iff score >= threshold_eer",
+        "threshold_source": str(dev_list), "checkpoint": str(path), "dev_videos": len(results["dev"]),
+    }
+    atomic_write_json(out_dir / "threshold.json", threshold)
+    if args.save_threshold:
+        store_threshold(path, obj, threshold)
+    log.info("%s\n%s", f"protocol {args.protocol}" + (f" fold {fold}" if fold else ""), text)
+    return metrics
+
+
+def store_threshold(path: Path, obj: dict, threshold: dict) -> None:
+    """Write the dev thresholds into our checkpoint (atomic); a plain released state_dict is left alone."""
+    if "model" not in obj:
+        log.warning("%s is a plain state_dict (e.g. the released CDCN_U_P1.pkl): thresholds not stored in it; "
+                    "use threshold.json", path)
+        return
+    obj = dict(obj)
+    obj.update(threshold=threshold["threshold"], threshold_eer=threshold["threshold_eer"],
+               threshold_source=threshold["threshold_source"],
+               threshold_info={k: v for k, v in threshold.items() if k.endswith("rule") or k == "dev_videos"})
+    save_checkpoint(obj, path)
+    log.info("stored dev thresholds in %s", path)
+
+
+def run(args) -> dict:
+    folds = fold_list(args)
+    out_dir = Path(args.out_dir or f"CDCN_U_P{args.protocol}_test")
+    if args.save_threshold and len(folds) > 1 and "{fold}" not in str(args.checkpoint):
+        raise InputError("--save-threshold with several folds needs one checkpoint per fold ('{fold}' in --checkpoint)")
+    if len(folds) > 1 and "{fold}" not in str(args.checkpoint):
+        log.warning("one checkpoint for all %d folds: each fold should have its own model ('{fold}' in --checkpoint)",
+                    len(folds))
+    save_config(args, out_dir)
+    device = resolve_device(args.device)
+    with logging_redirect_tqdm():
+        results = []
+        for fold in folds:
+            sub = out_dir if fold is None else out_dir / f"fold_{fold}"
+            results.append(score_fold(args, fold, sub, device))
+    if len(results) == 1:
+        return results[0]
+    summary = summarize_folds(results)
+    text = format_fold_summary(summary)
+    atomic_write_json(out_dir / "summary.json", summary)
+    atomic_write_text(out_dir / "summary.txt", text)
+    log.info("protocol %d, %d folds\n%s", args.protocol, len(results), text)
+    return {"folds": results, "summary": summary}
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    setup_logging(Path(args.out_dir or f"CDCN_U_P{args.protocol}_test"))
+    try:
+        return run(args)
+    except (InputError, CheckpointError) as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,325 @@
+"""Train CDCN + Depth Uncertainty Module (DSDG, ORIGINAL_SPEC 1.10, 3.4-3.8) on real + generated crops.
+
+Reads only the training list (``Train_g`` when it exists, else ``Train``) and the dev list of the
+chosen OULU-NPU protocol/fold: model selection (``best.pt``) and early stopping look at dev only,
+and the test list is never opened (there is no flag for it; tests/test_dum_train_test.py checks).
+
+Best model: lowest dev ACER of the CDCN-compatible row (dev EER threshold, pooled APCER, the
+numbers the original printed as ``val_ACER``); ties go to the lower dev EER (ISO row), then to the
+earlier epoch. Every checkpoint carries its dev thresholds (``threshold`` = CDCN-compatible,
+``threshold_eer`` = ISO EER) and ``threshold_source`` (the dev list), for test.py and prediction.
+
+    python DUM/train.py --crop-root oulu_images_crop --protocol 1 --out-dir runs/CDCN_U_P1
+    torchrun --nproc_per_node 4 DUM/train.py ...   # --batch-size stays the global batch (64)
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import csv
+import io
+import logging
+import time
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from data.protocols import describe, filter_split, oulu_file_name, oulu_protocol_dir, read_protocol
+from DUM.dataset import AugmentConfig, DepthEvalDataset, DepthTrainDataset
+from DUM.engine import LOSS_KEYS, dev_summary, evaluate, original_format, train_one_epoch
+from DUM.metrics import write_scores
+from DUM.sampler import RealGeneratedBatchSampler
+from networks import build_depth_net
+from utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, unwrap
+from utils.dist import barrier, cleanup, init_distributed
+from utils.io import InputError, SkipReport, atomic_write_text
+from utils.run import config_dict, git_sha, save_config, setup_logging
+from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state
+
+log = logging.getLogger("DUM.train")
+
+MODELS = ("cdcn_u", "cdcn", "cdcnpp")
+DEV_COLUMNS = ("dev_acer", "dev_apcer", "dev_bpcer", "dev_threshold", "dev_eer", "dev_eer_threshold", "dev_auc",
+               "dev_videos")
+# Settings that must not change when a run is resumed (the rest, e.g. --epochs or --workers, may).
+RESUME_FIXED = ("model", "theta", "width", "image_size", "batch_size", "ratio", "seed", "train_list", "dev_list")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--crop-root", default="oulu_images_crop", help="crop tree written by DUM/make_dataset/crop_dataset.py")
+    g.add_argument("--protocol-dir", default=None, help="folder holding Protocol_<p>/ (default <crop-root>/protocols)")
+    g.add_argument("--protocol", type=int, default=1, choices=(1, 2, 3, 4), help="OULU-NPU protocol")
+    g.add_argument("--fold", type=int, default=None, help="fold 1-6 of protocols 3 and 4")
+    g.add_argument("--train-list", default="auto",
+                   help="training list; auto = Train_g[_<fold>].txt (with generated lines) if present, else Train[_<fold>].txt")
+    g.add_argument("--dev-list", default="auto", help="dev list for model selection; auto = Dev[_<fold>].txt")
+    g.add_argument("--on-missing", default="skip", choices=("skip", "error"),
+                   help="videos/live frames lacking crops or depth maps: skip (listed in skipped.csv) or stop")
+    g.add_argument("--erase-fill", default="mean", choices=("mean", "black"),
+                   help="RandomErasing fill: mean (fixed) or black (the original's uint8 truncation)")
+    g.add_argument("--cutout-length", type=int, default=50, help="Cutout max side at 256 px (scaled with --image-size)")
+    g.add_argument("--no-augment", action="store_true", help="train on plain crops (no augmentation)")
+    g.add_argument("--workers", type=int, default=4, help="DataLoader workers per process")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="cdcn_u", choices=MODELS, help="cdcn_u = CDCN+DUM; cdcn/cdcnpp = baselines")
+    m.add_argument("--theta", type=float, default=0.7, help="central-difference weight of Conv2d_cd")
+    m.add_argument("--width", type=float, default=1.0, help="channel width multiplier (1.0 = published model)")
+    m.add_argument("--image-size", type=int, default=256, help="input side; the depth map is image-size/8")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=1600, help="training epochs")
+    o.add_argument("--batch-size", type=int, default=64, help="global batch (all processes together)")
+    o.add_argument("--ratio", type=float, default=0.75, help="real fraction of each batch (48 of 64)")
+    o.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    o.add_argument("--weight-decay", type=float, default=5e-5, help="Adam weight decay")
+    o.add_argument("--step-size", type=int, default=500, help="StepLR step in epochs (stepped after each epoch)")
+    o.add_argument("--gamma", type=float, default=0.5, help="StepLR decay")
+    o.add_argument("--kl-lambda", type=float, default=0.001, help="weight of the KL term")
+    o.add_argument("--gen-weight", type=float, default=0.1, help="weight of the generated part of the loss")
+    o.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    e = p.add_argument_group("evaluation and run")
+    e.add_argument("--eval-every", type=int, default=50, help="evaluate dev every N epochs (and at the last epoch)")
+    e.add_argument("--eval-start", type=int, default=200, help="first epoch that may be evaluated (original: 200)")
+    e.add_argument("--patience", type=int, default=0, help="stop after N dev evaluations without a better best.pt (0 = off)")
+    e.add_argument("--frame-batch", type=int, default=64, help="frames per forward pass when scoring a video")
+    e.add_argument("--out-dir", default=None, help="run folder (default CDCN_U_P<p>[_F<fold>], the original --log name)")
+    e.add_argument("--resume", default="", help="'last' (= <out-dir>/last.pt) or a checkpoint path to continue from")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    e.add_argument("--seed", type=int, default=0, help="seed (rank added under DDP; reseeded every epoch)")
+    e.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
+    return p
+
+
+def default_out_dir(args) -> Path:
+    if args.out_dir:
+        return Path(args.out_dir)
+    return Path(f"{args.model.upper()}_P{args.protocol}" + (f"_F{args.fold}" if args.fold else ""))
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    """``folder/name``, matching the name case-insensitively (copies of OULU-NPU differ in case)."""
+    if not folder.is_dir():
+        return None
+    hits = sorted(p for p in folder.iterdir() if p.name.lower() == name.lower() and p.is_file())
+    return hits[0] if hits else None
+
+
+def protocol_lists(args) -> tuple[Path, Path]:
+    """(training list, dev list). Only these two names are ever looked up: never the test list."""
+    if args.protocol in (3, 4) and args.fold is None and "auto" in (args.train_list, args.dev_list):
+        raise InputError(f"protocol {args.protocol} has six folds: pass --fold 1..6")
+    folder = None
+    if "auto" in (args.train_list, args.dev_list):
+        folder = oulu_protocol_dir(Path(args.protocol_dir or Path(args.crop_root) / "protocols"), args.protocol)
+    if args.train_list != "auto":
+        train = Path(args.train_list)
+    else:
+        plain = oulu_file_name("train", args.fold)
+        with_gen = plain.replace("Train", "Train_g")  # Train_g.txt, Train_g_<fold>.txt (DATA_LAYOUT)
+        train = _find(folder, with_gen) or _find(folder, plain)
+        if train is None:
+            raise InputError(f"{folder}: neither {with_gen} nor {plain}")
+        if train.name.lower() == plain.lower():
+            log.warning("%s not found: training on real data only (%s)", with_gen, train)
+    dev = Path(args.dev_list) if args.dev_list != "auto" else _find(folder, oulu_file_name("dev", args.fold))
+    if dev is None:
+        raise InputError(f"{folder}: no {oulu_file_name('dev', args.fold)}")
+    return train, dev
+
+
+def make_scheduler(optimizer, args):
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.step_size, gamma=args.gamma)
+
+
+def is_better(new: dict, best: dict | None) -> bool:
+    """Lower dev ACER (CDCN-compatible), then lower dev EER; equal keys keep the earlier epoch."""
+    if best is None:
+        return True
+    return (new["dev_acer"], new["dev_eer"]) < (best["dev_acer"], best["dev_eer"])
+
+
+def write_metrics_csv(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    cols = ["epoch", "lr", *LOSS_KEYS, "seconds", *DEV_COLUMNS, "best"]
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_metrics_csv(path: Path, before_epoch: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [r for r in csv.DictReader(f) if int(r["epoch"]) < before_epoch]
+
+
+def run(args) -> dict:
+    dist = init_distributed(args.device)
+    out_dir = default_out_dir(args)
+    setup_logging(out_dir, rank=dist.rank)
+    try:
+        with logging_redirect_tqdm():
+            return _train(args, dist, out_dir)
+    finally:
+        cleanup()
+
+
+def _train(args, dist, out_dir: Path) -> dict:
+    device, main = dist.device, dist.is_main
+    if args.amp and device.type != "cuda":
+        log.warning("--amp needs CUDA; training in float32 on %s", device)
+    amp = args.amp and device.type == "cuda"
+    train_list, dev_list = protocol_lists(args)
+    args.train_list, args.dev_list = str(train_list), str(dev_list)
+    if main:
+        save_config(args, out_dir)
+    set_deterministic(args.deterministic)
+    seed_everything(args.seed)  # same initial weights on every rank
+    model = build_depth_net(args.model, theta=args.theta, width=args.width, image_size=args.image_size).to(device)
+    map_size = int(getattr(model, "map_size", args.image_size // 8))
+    if amp and getattr(model, "memory_efficient", False):
+        # The networks' fused BN-ReLU-conv training node (networks/cdc.py) does not run under autocast
+        # (its backward meets fp16 gradients with fp32 weights); AMP halves activation memory anyway.
+        model.memory_efficient = False
+        log.info("--amp: using the unfused BN-ReLU-conv path of %s", args.model)
+
+    report = SkipReport(out_dir / "skipped.csv")
+    train_items = filter_split(read_protocol(train_list), "train")
+    dev_items = filter_split(read_protocol(dev_list), "dev")
+    log.info("train %s: %s", train_list, describe(train_items))
+    log.info("dev %s: %s", dev_list, describe(dev_items))
+    aug = None if args.no_augment else AugmentConfig(erase_fill=args.erase_fill, cutout_length=args.cutout_length)
+    train_set = DepthTrainDataset(train_items, args.crop_root, "train", args.image_size, map_size, aug, args.seed,
+                                  args.on_missing, report, str(train_list))
+    dev_set = DepthEvalDataset(dev_items, args.crop_root, "dev", args.image_size, map_size, report, str(dev_list))
+    if main:
+        report.write()
+    if not len(dev_set):
+        raise InputError(f"no dev video could be scored ({dev_list}); see {report.path}")
+    sampler = RealGeneratedBatchSampler(train_set.real_indices, train_set.generated_indices, args.batch_size,
+                                        args.ratio, args.seed, dist.rank, dist.world_size)
+    if 0 < len(train_set.generated_indices) < sampler.n_gen_per_batch:
+        log.warning("only %d generated items for %d generated slots per batch: drawn with replacement",
+                    len(train_set.generated_indices), sampler.n_gen_per_batch)
+    log.info("batches per epoch %d: %d real + %d generated per batch (%d real, %d generated items)", len(sampler),
+             sampler.n_real_per_batch, sampler.n_gen_per_batch, len(train_set.real_indices),
+             len(train_set.generated_indices))
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = make_scheduler(optimizer, args)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    start_epoch, best, since_best, history = 1, None, 0, []
+    if args.resume:
+        path = out_dir / "last.pt" if args.resume == "last" else Path(args.resume)
+        ckpt = load_checkpoint(path, hint="--resume takes 'last' or a checkpoint written by DUM/train.py")
+        old = ckpt.get("config", {})
+        changed = [k for k in RESUME_FIXED if k in old and str(old[k]) != str(getattr(args, k))]
+        if changed:
+            raise InputError(f"{path}: cannot resume with changed settings: "
+                             + ", ".join(f"{k} {old[k]} -> {getattr(args, k)}" for k in changed))
+        unwrap(model).load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        if "rng" in ckpt and dist.world_size == 1:
+            set_rng_state(ckpt["rng"])
+        start_epoch, best, since_best = int(ckpt["epoch"]) + 1, ckpt.get("best"), int(ckpt.get("since_best", 0))
+        history = read_metrics_csv(out_dir / "metrics.csv", start_epoch)
+        log.info("resumed from %s at epoch %d", path, start_epoch)
+
+    net = model
+    if dist.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=args.workers, pin_memory=device.type == "cuda")
+    last_eval = None
+    for epoch in range(start_epoch, args.epochs + 1):
+        seed_for_epoch(args.seed, epoch, dist.rank)
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        t0 = time.time()
+        lr = optimizer.param_groups[0]["lr"]
+        losses = train_one_epoch(net, loader, optimizer, scaler, device, epoch, args.gen_weight, args.kl_lambda,
+                                 amp, main)
+        scheduler.step()  # per epoch, after training (ORIGINAL_SPEC 3.7)
+        row = {"epoch": epoch, "lr": lr, **losses, "seconds": round(time.time() - t0, 2)}
+        dev = None
+        if epoch == args.epochs or (epoch >= args.eval_start and epoch % args.eval_every == 0):
+            result = evaluate(net, dev_set, device, args.frame_batch, args.workers, dist.rank, dist.world_size, amp,
+                              desc=f"dev {epoch}")
+            dev = {**dev_summary(result.rows), "epoch": epoch}
+            row.update({k: dev[k] for k in DEV_COLUMNS})
+            last_eval = dev
+            improved = is_better(dev, best)
+            best, since_best = (dev, 0) if improved else (best, since_best + 1)
+            row["best"] = int(improved)
+            if main:
+                write_scores(out_dir / "dev_scores.csv", result.rows)
+                atomic_write_text(out_dir / "map_score_val.txt", original_format(result.rows))
+                if result.problems:
+                    dev_report = SkipReport(out_dir / "dev_skipped.csv")
+                    dev_report.extend(result.problems)
+                    dev_report.write()
+        log.info("epoch %d lr %.3g loss %.4f (mse %.4f cdl %.4f kl %.2f | gen mse %.4f cdl %.4f kl %.2f) %.1fs%s",
+                 epoch, lr, losses["loss"], losses["mse"], losses["cdl"], losses["kl"], losses["gen_mse"],
+                 losses["gen_cdl"], losses["gen_kl"], row["seconds"],
+                 "" if dev is None else f" | dev ACER {dev['dev_acer']:.4f} EER {dev['dev_eer']:.4f} "
+                 f"thr {dev['dev_threshold']:.4g}{' (best)' if row['best'] else ''}")
+        history.append(row)
+        if main:
+            state = checkpoint_state(model, optimizer, scheduler, scaler, epoch, args, best, since_best, dev)
+            save_checkpoint(state, out_dir / "last.pt")
+            if dev is not None and row["best"]:
+                save_checkpoint(state, out_dir / "best.pt")
+            write_metrics_csv(out_dir / "metrics.csv", history)
+        barrier()
+        if dev is not None and args.patience and since_best >= args.patience:
+            log.info("early stop at epoch %d: %d dev evaluations without improvement (best epoch %d)", epoch,
+                     since_best, best["epoch"])
+            break
+    if best is not None:
+        log.info("best epoch %d: dev ACER %.4f EER %.4f threshold %.6g", best["epoch"], best["dev_acer"],
+                 best["dev_eer"], best["dev_threshold"])
+    return {"out_dir": str(out_dir), "best": best, "last_eval": last_eval, "epochs_run": len(history)}
+
+
+def checkpoint_state(model, optimizer, scheduler, scaler, epoch, args, best, since_best, dev) -> dict:
+    """Everything a resume, test.py and prediction need; plain containers only (weights_only loads)."""
+    state = {
+        "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(), "epoch": epoch, "rng": rng_state(), "config": config_dict(args),
+        "git_sha": git_sha(), "arch": args.model, "best": best, "since_best": since_best,
+        "threshold": None, "threshold_eer": None, "threshold_source": None, "threshold_info": None,
+        "dev_metrics": dev,
+    }
+    if dev is not None:  # thresholds belong to the weights they were measured with
+        state.update(threshold=dev["dev_threshold"], threshold_eer=dev["dev_eer_threshold"],
+                     threshold_source=str(args.dev_list), threshold_info=threshold_info(dev, epoch))
+    return state
+
+
+def threshold_info(dev: dict, epoch: int) -> dict:
+    return {"epoch": epoch, "videos": dev["dev_videos"], "split": "dev",
+            "threshold_rule": "CDCN-compatible: live iff score > threshold (dev EER point of sklearn's ROC)",
+            "threshold_eer_rule": "ISO/IEC 30107-3 EER: bona fide iff score >= threshold_eer"}
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (InputError, CheckpointError) as exc:
+        logging.getLogger("DUM.train").error("%s", exc)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""End to end: DUM/train.py for a few steps on real crops + generated frames, then DUM/test.py.
+
+Tiny settings (64 px, width 0.25, 8x8 maps, batches of 6 real + 2 generated). Also: resume equals
+an uninterrupted run, the released checkpoint layout loads, and train.py never reads the test split.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import dum_testdata as td
+from data.frames import depth_name, split_dirs
+from data.protocols import read_protocol
+from DUM import test as dum_test
+from DUM import train as dum_train
+from DUM.dataset import normalize_image
+from utils.io import read_image
+
+TINY = ["--image-size", "64", "--width", "0.25", "--batch-size", "8", "--ratio", "0.75", "--workers", "0",
+        "--device", "cpu", "--eval-start", "1", "--eval-every", "1", "--frame-batch", "4"]
+
+# Paths opened or listed while the audit hook records (Python's audit events cover open(), io and
+# numpy's fromfile, os.listdir and os.scandir: every way our code reads protocol lists and images).
+_ACCESSED: list[str] | None = None
+
+
+def _audit(event, args):
+    if _ACCESSED is not None and event in ("open", "os.listdir", "os.scandir") and args:
+        path = args[0]
+        if isinstance(path, (str, bytes, os.PathLike)):
+            _ACCESSED.append(os.fsdecode(path))
+
+
+sys.addaudithook(_audit)
+
+
+def _train(crop_root: Path, out_dir: Path, *extra) -> dict:
+    return dum_train.main(["--crop-root", str(crop_root), "--protocol", "1", "--out-dir", str(out_dir), *TINY, *extra])
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions run fastest on one thread, and far faster on a loaded 2-core machine, where
+    OpenMP workers spin waiting for each other (measured: ~0.25 s vs ~2.5 s CPU per training step)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory, samples_dir):
+    return td.build_tree(tmp_path_factory.mktemp("dumtrain"), samples_dir)
+
+
+@pytest.fixture(scope="module")
+def trained(tree, tmp_path_factory):
+    """Two epochs, dev evaluated after each, with every file access recorded."""
+    global _ACCESSED
+    out = tmp_path_factory.mktemp("run") / "CDCN_U_P1"
+    _ACCESSED = []
+    try:
+        result = _train(tree["crop_root"], out, "--epochs", "2")
+        accessed = list(_ACCESSED)
+    finally:
+        _ACCESSED = None
+    return {"out": out, "result": result, "accessed": accessed}
+
+
+def test_train_writes_run_folder_and_checkpoints(trained):
+    out = trained["out"]
+    for name in ("config.json", "log.txt", "metrics.csv", "last.pt", "best.pt", "dev_scores.csv", "map_score_val.txt",
+                 "skipped.csv"):
+        assert (out / name).is_file(), name
+    rows = _read_csv(out / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for r in rows:
+        assert all(math.isfinite(float(r[k])) for k in ("loss", "mse", "cdl", "kl", "gen_mse", "dev_acer", "dev_eer"))
+        assert float(r["gen_mse"]) > 0 and float(r["kl"]) > 0  # generated part and KL are really in the loss
+    assert float(rows[0]["lr"]) == pytest.approx(1e-4)
+    best = torch.load(out / "best.pt", weights_only=True)
+    last = torch.load(out / "last.pt", weights_only=True)
+    for key in ("model", "optimizer", "scheduler", "scaler", "epoch", "rng", "config", "threshold", "threshold_eer",
+                "threshold_source", "git_sha"):
+        assert key in best and key in last, key
+    assert last["epoch"] == 2 and best["epoch"] in (1, 2)
+    assert Path(best["threshold_source"]).name == "Dev.txt"
+    assert math.isfinite(best["threshold_eer"])
+    assert best["config"]["train_list"].endswith("Train_g.txt")
+    sel = rows[best["epoch"] - 1]
+    assert float(sel["dev_acer"]) == min(float(r["dev_acer"]) for r in rows)
+    assert float(sel["dev_threshold"]) == pytest.approx(best["threshold"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["kl_lambda"] == 0.001 and config["gen_weight"] == 0.1 and config["model"] == "cdcn_u"
+
+
+def test_train_never_reads_the_test_split(trained, tree):
+    accessed = trained["accessed"]
+    # the recorder works: it saw the dev list, the dev crops (numpy fromfile) and the train list
+    assert any(p.endswith("Dev.txt") for p in accessed)
+    assert any("dev_img_flod" in p and p.endswith("_scene.jpg") for p in accessed)
+    assert any(p.endswith("Train_g.txt") for p in accessed)
+    leaks = [p for p in accessed if "test.txt" in p.lower() or "test_img_flod" in p or "test_depth_flod" in p]
+    assert leaks == []
+
+
+def test_protocol_lists_need_no_test_file(tree, tmp_path):
+    proto = tmp_path / "protocols" / "Protocol_1"
+    proto.mkdir(parents=True)
+    shutil.copy(tree["crop_root"] / "protocols" / "Protocol_1" / "Dev.txt", proto)
+    shutil.copy(tree["crop_root"] / "protocols" / "Protocol_1" / "Train.txt", proto)
+    args = dum_train.build_parser().parse_args(["--protocol-dir", str(tmp_path / "protocols")])
+    train, dev = dum_train.protocol_lists(args)
+    assert train.name == "Train.txt" and dev.name == "Dev.txt"  # no Train_g: real data only
+    shutil.copy(tree["crop_root"] / "protocols" / "Protocol_1" / "Train_g.txt", proto)
+    assert dum_train.protocol_lists(args)[0].name == "Train_g.txt"
+    assert "test" not in " ".join(a.dest for a in dum_train.build_parser()._actions)
+    with pytest.raises(Exception, match="fold"):
+        dum_train.protocol_lists(dum_train.build_parser().parse_args(["--protocol", "3"]))
+
+
+@pytest.fixture(scope="module")
+def tested(trained, tree, tmp_path_factory):
+    """test.py on a copy of best.pt, with --save-threshold."""
+    tmp = tmp_path_factory.mktemp("tested")
+    ckpt = tmp / "best.pt"
+    shutil.copy(trained["out"] / "best.pt", ckpt)
+    out = tmp / "test_out"
+    result = dum_test.main(["--checkpoint", str(ckpt), "--crop-root", str(tree["crop_root"]), "--protocol", "1",
+                            "--out-dir", str(out), "--device", "cpu", "--workers", "0", "--save-threshold"])
+    return {"ckpt": ckpt, "out": out, "result": result}
+
+
+def test_test_script_writes_everything_and_scores_like_the_original(trained, tested, tree):
+    ckpt, out, result = tested["ckpt"], tested["out"], tested["result"]
+    train_threshold = torch.load(trained["out"] / "best.pt", weights_only=True)["threshold"]
+    for name in ("scores_dev.csv", "scores_test.csv", "map_score_val.txt", "map_score_test.txt", "metrics.json",
+                 "report.txt", "roc.png", "det.png", "score_hist.png", "threshold.json", "skipped.csv",
+                 "frame_scores_dev.csv", "frame_scores_test.csv", "config.json", "log.txt"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["rows"]) == {"cdcn_compatible", "iso_30107_3"}
+    assert set(metrics["rows"]["iso_30107_3"]["APCER_per_attack_type"]) == {"print", "replay"}
+    assert metrics["rows"] == json.loads(json.dumps(result["rows"]))
+    test_rows = _read_csv(out / "scores_test.csv")
+    assert len(test_rows) == 10 and {r["attack_type"] for r in test_rows} == {"", "print", "replay"}
+    assert len((out / "map_score_test.txt").read_text().splitlines()) == 10
+    assert [r["video_id"] for r in test_rows] == [it.video_id for it in read_protocol(
+        tree["crop_root"] / "protocols" / "Protocol_1" / "Test.txt")]
+    # the threshold comes from dev: the same dev scores train.py saw at that epoch
+    threshold = json.loads((out / "threshold.json").read_text())
+    assert threshold["threshold"] == pytest.approx(train_threshold, rel=1e-5)
+    assert Path(threshold["threshold_source"]).name == "Dev.txt"
+    stored = torch.load(ckpt, weights_only=True)
+    assert stored["threshold"] == threshold["threshold"] and stored["threshold_source"] == threshold["threshold_source"]
+    # one video by hand: mean over frames of sum(mu) / sum(raw depth)
+    model, _, _ = dum_test.load_model(dum_test.build_parser().parse_args(["--checkpoint", str(ckpt)]), ckpt,
+                                      torch.device("cpu"))
+    dirs = split_dirs(tree["crop_root"], "test")
+    row = test_rows[3]
+    frames = sorted((dirs["img"] / row["video_id"]).iterdir())
+    scores = []
+    for f in frames:
+        bgr = read_image(f)
+        x = normalize_image(torch.from_numpy(bgr[:, :, ::-1].transpose(2, 0, 1).copy())).unsqueeze(0)
+        depth = read_image(dirs["depth"] / row["video_id"] / depth_name(f.name), grey=True)
+        with torch.no_grad():
+            mu = model(x).mu
+        scores.append(mu.sum().item() / float(depth.sum()))
+    assert float(row["score"]) == pytest.approx(sum(scores) / len(scores), rel=1e-4, abs=1e-7)
+
+
+def test_resume_equals_uninterrupted(trained, tree, tmp_path):
+    out = tmp_path / "resumed"
+    _train(tree["crop_root"], out, "--epochs", "1")
+    _train(tree["crop_root"], out, "--epochs", "2", "--resume", "last")
+    a = torch.load(trained["out"] / "last.pt", weights_only=True)
+    b = torch.load(out / "last.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"])
+    ra, rb = _read_csv(trained["out"] / "metrics.csv"), _read_csv(out / "metrics.csv")
+    assert [r["epoch"] for r in rb] == ["1", "2"]
+    for col in ("loss", "mse", "cdl", "kl", "dev_acer", "dev_threshold"):
+        assert ra[1][col] == rb[1][col], col
+
+
+def test_released_checkpoint_layout_loads(trained, tested, tree, tmp_path):
+    """A plain module.-prefixed state_dict saved with torch.save (CDCN_U_P1.pkl's layout) loads in test.py."""
+    sd = torch.load(trained["out"] / "best.pt", weights_only=True)["model"]
+    released = tmp_path / "CDCN_U_P1.pkl"
+    torch.save({f"module.{k}": v for k, v in sd.items()}, released)
+    ours = tested["out"]
+    theirs = tmp_path / "theirs"
+    common = ["--crop-root", str(tree["crop_root"]), "--device", "cpu", "--workers", "0", "--no-plots"]
+    dum_test.main(["--checkpoint", str(released), "--out-dir", str(theirs), "--width", "0.25", "--image-size", "64",
+                   "--save-threshold", *common])
+    assert (theirs / "scores_test.csv").read_text() == (ours / "scores_test.csv").read_text()
+    assert set(torch.load(released, weights_only=True)) == {f"module.{k}" for k in sd}  # left untouched
+    broken = tmp_path / "broken.pkl"
+    torch.save({f"module.{k}": v for k, v in list(sd.items())[1:]}, broken)
+    with pytest.raises(SystemExit):
+        dum_test.main(["--checkpoint", str(broken), "--out-dir", str(tmp_path / "b"), "--width", "0.25",
+                       "--image-size", "64", *common])
+
+
+def test_published_size_reference_loads_and_reproduces_mu(reference_dir, tmp_path):
+    """The original's seed-0 CDCN_u weights in the released layout, through test.py's loader."""
+    ref = torch.load(reference_dir / "cdcn_dum_reference.pt", weights_only=True)
+    path = tmp_path / "CDCN_U_P1.pkl"
+    torch.save({f"module.{k}": v for k, v in ref["state_dict"].items()}, path)
+    args = dum_test.build_parser().parse_args(["--checkpoint", str(path)])
+    model, arch, _ = dum_test.load_model(args, path, torch.device("cpu"))
+    assert arch == {"model": "cdcn_u", "theta": 0.7, "width": 1.0, "image_size": 256}
+    with torch.no_grad():
+        mu = model(ref["input"]).mu
+    assert torch.allclose(mu, ref["outputs"][0], atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_smoke(tree, tmp_path, repo_root):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(repo_root / "DUM" / "train.py"), "--crop-root", str(tree["crop_root"]), "--out-dir", str(out),
+           "--epochs", "1", *TINY]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=repo_root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 1 and not any(k.startswith("module.") for k in ckpt["model"])
+    assert (out / "log_rank1.txt").is_file()
+    rows = _read_csv(out / "metrics.csv")
+    assert len(rows) == 1 and math.isfinite(float(rows[0]["dev_acer"]))
+    assert len(_read_csv(out / "dev_scores.csv")) == len(read_protocol(tree["crop_root"] / "protocols/Protocol_1/Dev.txt"))
+
+
+def test_scoring_guards_black_depth_and_ignores_chunking(tree, tmp_path):
+    """Frames with an all-black depth map are reported, not divided by zero; a video with none left
+    gets a NaN score (failure to acquire); frame chunking does not change scores (BN in eval)."""
+    import cv2
+    import numpy as np
+
+    from DUM.dataset import DepthEvalDataset
+    from DUM.engine import evaluate
+    from networks import build_depth_net
+
+    crop = tmp_path / "crop"
+    shutil.copytree(tree["crop_root"], crop)
+    dirs = split_dirs(crop, "dev")
+    items = read_protocol(crop / "protocols" / "Protocol_1" / "Dev.txt")
+    v0, v1 = items[0].video_id, items[1].video_id
+    black = np.zeros((8, 8), np.uint8)
+    f0 = sorted(p.name for p in (dirs["depth"] / v0).iterdir())
+    cv2.imwrite(str(dirs["depth"] / v0 / f0[0]), black)
+    for name in (p.name for p in (dirs["depth"] / v1).iterdir()):
+        cv2.imwrite(str(dirs["depth"] / v1 / name), black)
+    torch.manual_seed(0)
+    model = build_depth_net("cdcn_u", width=0.25, image_size=64).eval()
+    ds = DepthEvalDataset(items, crop, "dev", 64, 8)
+    one = evaluate(model, ds, torch.device("cpu"), frame_batch=1, workers=0)
+    many = evaluate(model, ds, torch.device("cpu"), frame_batch=64, workers=0)
+    scores = {r.video_id: r.score for r in one.rows}
+    assert math.isnan(scores[v1]) and all(math.isfinite(s) for v, s in scores.items() if v != v1)
+    assert len([f for f in one.frames if f[0] == v0]) == len(f0) - 1
+    reasons = " ".join(r for _, r in one.problems)
+    assert "all-black depth map" in reasons and "no scorable frame" in reasons
+    for a, b in zip(one.rows, many.rows):
+        assert a.video_id == b.video_id and (math.isnan(a.score) and math.isnan(b.score)
+                                             or a.score == pytest.approx(b.score, rel=1e-5))
+
+
+def test_model_selection_prefers_lower_acer_then_eer_then_earlier_epoch():
+    best = {"dev_acer": 0.2, "dev_eer": 0.1, "epoch": 5}
+    assert dum_train.is_better({"dev_acer": 0.1, "dev_eer": 0.5}, best)
+    assert dum_train.is_better({"dev_acer": 0.2, "dev_eer": 0.05}, best)
+    assert not dum_train.is_better({"dev_acer": 0.2, "dev_eer": 0.1}, best)   # a tie keeps the earlier epoch
+    assert not dum_train.is_better({"dev_acer": 0.3, "dev_eer": 0.0}, best)
+    assert dum_train.is_better({"dev_acer": 0.9, "dev_eer": 0.9}, None)
+
+
+def test_protocol_3_all_folds_mean_and_std(trained, tree, tmp_path):
+    """Six folds, one checkpoint per fold via '{fold}', summary with mean and std."""
+    src = tree["crop_root"] / "protocols" / "Protocol_1"
+    proto = tmp_path / "protocols" / "Protocol_3"
+    proto.mkdir(parents=True)
+    for k in range(1, 7):
+        for split in ("Dev", "Test"):
+            shutil.copy(src / f"{split}.txt", proto / f"{split}_{k}.txt")
+        shutil.copy(src / "Train.txt", proto / f"Train_{k}.txt")
+        (tmp_path / f"F{k}").mkdir()
+        shutil.copy(trained["out"] / "best.pt", tmp_path / f"F{k}" / "best.pt")
+    out = tmp_path / "p3"
+    res = dum_test.main(["--checkpoint", str(tmp_path / "F{fold}" / "best.pt"), "--crop-root", str(tree["crop_root"]),
+                         "--protocol-dir", str(tmp_path / "protocols"), "--protocol", "3", "--all-folds",
+                         "--out-dir", str(out), "--device", "cpu", "--workers", "0", "--no-plots"])
+    assert len(res["folds"]) == 6 and res["summary"]["n_folds"] == 6
+    assert all((out / f"fold_{k}" / "metrics.json").is_file() for k in range(1, 7))
+    summary = json.loads((out / "summary.json").read_text())
+    acer = summary["metrics"]["cdcn_compatible.ACER"]
+    assert len(acer["values"]) == 6 and acer["std"] == pytest.approx(0.0, abs=1e-12)  # same model, same data
+    assert (out / "summary.txt").is_file()
+
+
+def test_shell_scripts_pass_flags_through(repo_root):
+    env = dict(os.environ, PYTHON=sys.executable, CROP_ROOT="somewhere")
+    for script in ("train.sh", "test.sh"):
+        proc = subprocess.run(["bash", str(repo_root / "DUM" / script), "--help"], capture_output=True, text=True,
+                              env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "--crop-root" in proc.stdout
