@@ -15,6 +15,8 @@ from typing import Iterable, Mapping
 
 import torch
 
+from utils.io import default_permissions
+
 
 class CheckpointError(Exception):
     """A checkpoint file is missing, unreadable, unsafe, or does not fit the network."""
@@ -25,6 +27,7 @@ def save_checkpoint(state: Mapping, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    default_permissions(fd)
     os.close(fd)
     try:
         torch.save(dict(state), tmp)

@@ -19,11 +19,27 @@ class InputError(Exception):
     """Bad user input (missing file, malformed line, unreadable image). The message names the file."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_permissions(fd_or_path) -> None:
+    """mkstemp creates 0600 files; give outputs the permissions a plain ``open`` would (0666 & ~umask)."""
+    mode = 0o666 & ~_umask()
+    if isinstance(fd_or_path, int):
+        os.fchmod(fd_or_path, mode)
+    else:
+        os.chmod(fd_or_path, mode)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        default_permissions(fd)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -1,0 +1,281 @@
+"""Export a trained CDCN+DUM to ONNX with the central-difference term folded into plain convolutions.
+
+Every ``Conv2d_cd`` becomes an ``nn.Conv2d`` holding its folded kernel (centre tap W_c - theta * sum W,
+exact for the 3x3/padding-1 layers of these networks, ORIGINAL_SPEC 3.1), so the graph holds only
+ordinary convolutions that any runtime accelerates. Outputs are ``mu`` and ``logvar`` ``[B,M,M]``
+(the random DUM sample is left out: scores use mu only), input ``x`` ``[B,3,S,S]`` with a dynamic
+batch axis. ``image_size``, ``map_size``, ``threshold``, ``threshold_source`` (and the architecture)
+go into the model's metadata_props, which ``predict.py`` reads when given the ``.onnx`` file.
+
+Checks before the file is written: the graph's operators are the expected ones and it holds exactly
+one Conv per convolution of the model (a CDC left unfolded would add a second); then ONNX Runtime is
+compared with the PyTorch model in its original two-convolution form on real face crops (faces that
+MTCNN finds in ``--check-images``, cropped as predict.py crops them; images without a face are used
+whole, resized). The max abs difference of mu and logvar is printed; the export fails (exit 1, no
+file written) when it exceeds ``--tolerance`` times the largest |value| of that output in PyTorch
+(default 1e-4, i.e. 0.01 % of the output's range; float32 reordering gives ~1e-6).
+
+    python export_onnx.py --checkpoint runs/CDCN_U_P1/best.pt --out cdcn_u.onnx --check-images samples/
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import logging
+import math
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+
+from DUM.inference import FaceCropper, collect_inputs, load_torch_model, normalize
+from networks.cdc import Conv2d_cd, set_cdc_fold
+from utils.checkpoint import CheckpointError
+from utils.io import InputError, atomic_write_bytes, read_image
+from utils.run import save_config, setup_logging
+
+log = logging.getLogger("export_onnx")
+
+# Operators a CDCN(+DUM) graph may hold after export (shape plumbing of Resize and Squeeze included);
+# CDCN++'s spatial attention adds the reductions, sigmoid and product. Anything else (ReduceSum/Sub
+# of an unfolded CDC, RandomNormal of the DUM sample) fails the export.
+EXPECTED_OPS = {"Conv", "BatchNormalization", "Relu", "MaxPool", "Resize", "Concat", "Squeeze", "Unsqueeze",
+                "Shape", "Slice", "Gather", "Cast", "Constant", "Identity", "Reshape"}
+ATTENTION_OPS = {"ReduceMean", "ReduceMax", "Sigmoid", "Mul"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="best.pt/last.pt of DUM/train.py or the released CDCN_U_P1.pkl")
+    p.add_argument("--out", default="cdcn_u.onnx", help="ONNX file to write")
+    p.add_argument("--check-images", nargs="*", default=[],
+                   help="images or folders for the ONNX Runtime vs PyTorch check (none: seeded random inputs)")
+    p.add_argument("--max-check", type=int, default=32, help="at most this many faces in the check")
+    p.add_argument("--opset", type=int, default=18,
+                   help="ONNX opset (the dynamo exporter of torch 2.14 implements 18 and up)")
+    p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "torchscript"),
+                   help="torch.onnx.export path: dynamo (torch.export), torchscript (legacy tracer), "
+                        "auto = dynamo, falling back to torchscript if it fails")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="max |onnx - torch| allowed, relative to the largest |value| of each output")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="threshold to store (default: the checkpoint's dev threshold, if any)")
+    p.add_argument("--threshold-source", default=None, help="where --threshold came from (stored with it)")
+    a = p.add_argument_group("architecture of a plain state_dict (default: the checkpoint's config, else the published model)")
+    a.add_argument("--model", default=None, choices=("cdcn_u", "cdcn", "cdcnpp"), help="network")
+    a.add_argument("--theta", type=float, default=None, help="Conv2d_cd theta")
+    a.add_argument("--width", type=float, default=None, help="channel width multiplier")
+    a.add_argument("--image-size", type=int, default=None, help="input side")
+    p.add_argument("--out-dir", default=None,
+                   help="folder for <name>.export.json (config) and <name>.export.log (default: the folder of --out)")
+    return p
+
+
+def fold_to_plain_convs(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every Conv2d_cd replaced by an nn.Conv2d holding its folded kernel."""
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, Conv2d_cd):
+                continue
+            c = child.conv
+            if abs(child.theta) >= 1e-8 and not child.foldable:
+                raise ValueError(f"{name}: Conv2d_cd {c} cannot be folded into one convolution "
+                                 f"(needs an odd square kernel with 'same' padding)")
+            plain = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.dilation,
+                              c.groups, bias=c.bias is not None)
+            with torch.no_grad():
+                plain.weight.copy_(child.folded_weight() if abs(child.theta) >= 1e-8 else c.weight)
+                if c.bias is not None:  # the original feeds the bias to the 1x1 term as well
+                    plain.bias.copy_(c.bias * (1.0 - child.theta) if abs(child.theta) >= 1e-8 else c.bias)
+            setattr(parent, name, plain)
+    return model
+
+
+class MeanLogvar(nn.Module):
+    """The export graph: the network's mu (and logvar for CDCN_u; baselines give their map as mu)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor):
+        from DUM.engine import depth_outputs
+
+        _, mu, logvar = depth_outputs(self.net(x))
+        return (mu,) if logvar is None else (mu, logvar)
+
+
+def export_graph(net: nn.Module, image_size: int, opset: int, exporter: str = "auto"):
+    """(onnx.ModelProto, exporter used, output names) of ``net`` (already folded, eval mode)."""
+    import onnx
+
+    head = MeanLogvar(net).eval()
+    x = torch.zeros(2, 3, image_size, image_size)  # batch 2: torch.export would specialise a batch of 1
+    outputs = ["mu", "logvar"][:len(head(x))]
+    tries = ["dynamo", "torchscript"] if exporter == "auto" else [exporter]
+    for name in ("onnx_ir", "onnxscript"):  # their INFO lines report every optimisation pass
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for kind in tries:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer/deprecation chatter; the checks below are what count
+                if kind == "dynamo":
+                    program = torch.onnx.export(head, (x,), None, input_names=["x"], output_names=outputs,
+                                                opset_version=opset, dynamo=True, external_data=False,
+                                                dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, verbose=False)
+                    proto = program.model_proto
+                else:
+                    buf = io.BytesIO()
+                    torch.onnx.export(head, (x,), buf, input_names=["x"], output_names=outputs, opset_version=opset,
+                                      dynamo=False, dynamic_axes={n: {0: "batch"} for n in ["x"] + outputs})
+                    proto = onnx.load_from_string(buf.getvalue())
+            return proto, kind, outputs
+        except Exception as exc:  # exporter failures come in many types; the fallback handles them
+            if kind == tries[-1]:
+                raise
+            log.warning("the %s exporter failed (%s: %s); trying %s", kind, type(exc).__name__,
+                        str(exc).splitlines()[0] if str(exc) else "", tries[-1])
+    raise AssertionError("unreachable")
+
+
+def check_ops(proto, model_name: str, expected_convs: int) -> Counter:
+    """Operator counts of the graph; ValueError when an unexpected op appears or convs are missing/extra."""
+    ops = Counter(n.op_type for n in proto.graph.node)
+    allowed = EXPECTED_OPS | (ATTENTION_OPS if model_name == "cdcnpp" else set())
+    extra = sorted(set(ops) - allowed)
+    if extra:
+        raise ValueError(f"exported graph holds unexpected operators {extra} (all: {dict(ops)})")
+    if ops["Conv"] != expected_convs:
+        raise ValueError(f"exported graph holds {ops['Conv']} Conv nodes, the model has {expected_convs} convolutions "
+                         f"(an unfolded central-difference conv shows up as extra ones)")
+    return ops
+
+
+def check_inputs(paths, cropper_args: dict, image_size: int, max_faces: int) -> tuple[torch.Tensor, str]:
+    """Normalised ``[N,3,S,S]`` batch of face crops from ``paths`` (whole images when no face is found)."""
+    if not paths:
+        gen = torch.Generator().manual_seed(0)
+        return torch.rand(4, 3, image_size, image_size, generator=gen) * 2 - 1, "4 seeded random inputs"
+    files = collect_inputs(paths)
+    cropper = FaceCropper(image_size, **cropper_args)
+    crops, whole = [], 0
+    for path in files:
+        try:
+            image = read_image(path)
+        except InputError as exc:
+            log.warning("check image skipped: %s", exc)
+            continue
+        boxes = cropper.boxes([image])[0]
+        if boxes:
+            crops += [cropper.face_image(image, b) for b in boxes]
+        else:
+            crops.append(cv2.resize(image, (image_size, image_size), interpolation=cv2.INTER_LINEAR)[:, :, ::-1])
+            whole += 1
+        if len(crops) >= max_faces:
+            break
+    if not crops:
+        raise InputError(f"--check-images {' '.join(map(str, paths))}: no readable image")
+    crops = crops[:max_faces]
+    return normalize(crops), f"{len(crops) - whole} face crops and {whole} whole images from {len(files)} files"
+
+
+def parity(reference: dict, onnx_out: dict, tolerance: float) -> dict:
+    """Per output: max abs difference, the reference's max |value| and their ratio; ``ok`` overall."""
+    res = {}
+    for name, ref in reference.items():
+        ref, got = np.asarray(ref, np.float64), np.asarray(onnx_out[name], np.float64)
+        if ref.shape != got.shape:
+            raise ValueError(f"{name}: ONNX shape {got.shape} != PyTorch shape {ref.shape}")
+        diff = float(np.abs(ref - got).max()) if ref.size else 0.0
+        scale = float(np.abs(ref).max()) if ref.size else 0.0
+        rel = diff / max(scale, 1e-12)
+        res[name] = {"max_abs_diff": diff, "max_abs_value": scale, "relative": rel,
+                     "ok": bool(math.isfinite(diff) and rel <= tolerance)}
+    res["ok"] = all(v["ok"] for v in res.values())
+    return res
+
+
+def metadata(model, threshold, threshold_source, exporter: str, outputs) -> dict:
+    meta = {"image_size": model.image_size, "map_size": model.map_size, "model": model.arch["model"],
+            "theta": model.arch["theta"], "width": model.arch["width"], "source_checkpoint": model.source,
+            "threshold": "" if threshold is None else repr(float(threshold)),
+            "threshold_source": threshold_source or "", "decision_rule": "live iff score > threshold",
+            "score": "sum(mu) / sum(depth crop, raw 0-255) per frame; video = mean of frames",
+            "input": "x [B,3,S,S] RGB face crop (box x1.3), (pixel - 127.5) / 128",
+            "outputs": ",".join(outputs), "exporter": exporter, "torch_version": torch.__version__}
+    return {k: str(v) for k, v in meta.items()}
+
+
+def run(args) -> dict:
+    import onnx
+    import onnxruntime as ort
+
+    model = load_torch_model(args.checkpoint, device="cpu", model=args.model, theta=args.theta, width=args.width,
+                             image_size=args.image_size)
+    threshold = args.threshold if args.threshold is not None else model.threshold
+    source = (args.threshold_source or "--threshold of export_onnx.py") if args.threshold is not None \
+        else model.threshold_source
+    if threshold is None:
+        log.warning("%s holds no threshold: the ONNX file gets none (predict.py will need --threshold)", model.source)
+    reference = model.net.eval()
+    plain = fold_to_plain_convs(reference).eval()
+    n_convs = sum(isinstance(m, nn.Conv2d) for m in plain.modules())
+    proto, kind, outputs = export_graph(plain, model.image_size, args.opset, args.exporter)
+    ops = check_ops(proto, model.arch["model"], n_convs)
+    del proto.metadata_props[:]
+    for key, value in metadata(model, threshold, source, kind, outputs).items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString()
+    print(f"exported with the {kind} exporter, opset {max(o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx'))}: "
+          f"{n_convs} Conv nodes = {n_convs} convolutions of the model; ops {dict(sorted(ops.items()))}", flush=True)
+
+    x, what = check_inputs(args.check_images, {"map_size": model.map_size}, model.image_size, args.max_check)
+    set_cdc_fold(reference, False)  # compare against the original two-convolution form of every CDC
+    try:
+        with torch.inference_mode():
+            ref = MeanLogvar(reference)(x)
+    finally:
+        set_cdc_fold(reference, True)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    got = session.run(outputs, {"x": x.numpy()})
+    check = parity({n: r.numpy() for n, r in zip(outputs, ref)}, dict(zip(outputs, got)), args.tolerance)
+    for name in outputs:
+        c = check[name]
+        print(f"ONNX Runtime vs PyTorch on {what}: {name} max abs diff {c['max_abs_diff']:.3g} "
+              f"(max |{name}| {c['max_abs_value']:.3g}, relative {c['relative']:.3g}, tolerance {args.tolerance:g})",
+              flush=True)
+    summary = {"out": str(args.out), "exporter": kind, "ops": dict(ops), "convs": n_convs, "check": check,
+               "check_inputs": what, "threshold": threshold, "threshold_source": source}
+    if not check["ok"]:
+        log.error("ONNX Runtime disagrees with PyTorch beyond --tolerance %g: %s not written", args.tolerance, args.out)
+        return summary
+    atomic_write_bytes(args.out, data)
+    log.info("wrote %s (%.1f MB)", args.out, len(data) / 2**20)
+    return summary
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    out_dir = Path(args.out_dir) if args.out_dir else Path(args.out).resolve().parent
+    setup_logging(out_dir, filename=f"{Path(args.out).name}.export.log")
+    save_config(args, out_dir, filename=f"{Path(args.out).name}.export.json")
+    try:
+        summary = run(args)
+    except (InputError, CheckpointError, ValueError) as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
+    if not summary["check"]["ok"]:
+        raise SystemExit(1)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
