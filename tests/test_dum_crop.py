@@ -92,15 +92,19 @@ def test_missing_box_depth_and_bad_box_are_reported(full_tree, tmp_path):
     write_box(src["bbox"] / v2 / box_name(f2), Box(5000, 5000, 10, 10))
     out = tmp_path / "crop"
     res = _crop(data, out, "--split", "dev", "--protocol-dir", str(data / "protocols"))
-    assert res["skipped"] == 3 and res["done"] == 10 * td.FRAMES_PER_VIDEO["dev"] - 3
+    assert res["skipped"] == 2 and res["no_depth"] == 1 and res["done"] == 10 * td.FRAMES_PER_VIDEO["dev"] - 3
     with open(res["report"], newline="") as f:
         rows = {r["item"]: r["reason"] for r in csv.DictReader(f)}
     assert "no box file" in rows[f"dev/{v0}/{f0}"]
     assert "no depth map" in rows[f"dev/{v1}/{f1}"]
     assert "outside" in rows[f"dev/{v2}/{f2}"]
     dst = split_dirs(out, "dev")
-    for v, f in ((v0, f0), (v1, f1), (v2, f2)):
+    for v, f in ((v0, f0), (v2, f2)):
         assert not (dst["img"] / v / f).exists() and not (dst["depth"] / v / depth_name(f)).exists()
+    # No depth map: the image is cropped (attack training frames need none), the map is not invented.
+    assert (dst["img"] / v1 / f1).is_file() and not (dst["depth"] / v1 / depth_name(f1)).exists()
+    again = _crop(data, out, "--split", "dev")
+    assert again["done"] == 0 and again["no_depth"] == 1 and again["exists"] == 10 * td.FRAMES_PER_VIDEO["dev"] - 3
     assert (out / "protocols" / "Protocol_1" / "Dev.txt").read_text() == (data / "protocols/Protocol_1/Dev.txt").read_text()
 
 

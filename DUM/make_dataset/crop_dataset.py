@@ -13,9 +13,11 @@ Scale: train frames draw it once per frame from ``--scale-range`` (1.2..1.4 in s
 1.3 (CDCN's rule; the original script only handled train). The original read the boxes as
 ``left right top bottom``; here the one box format is used (DATA_LAYOUT "Box format").
 
-Frames without a box or depth map, or whose box misses the image, are listed in the skip report
-(``<crop-root>/logs/crop_<split>/skipped.csv``) and skipped; outputs are written atomically and a
-rerun skips frames whose two outputs exist. ``--protocol-dir`` copies the protocol lists into
+Frames without a box, or whose box misses the image, are listed in the skip report
+(``<crop-root>/logs/crop_<split>/skipped.csv``) and skipped. A frame without a depth map still gets
+its image crop (attack training frames need no map) and is listed too; the datasets leave such
+frames out where a map is needed (live targets, dev/test scores). Outputs are written atomically
+and a rerun skips frames already done. ``--protocol-dir`` copies the protocol lists into
 ``<crop-root>/protocols`` (train/test read them from there).
 
     python DUM/make_dataset/crop_dataset.py --data-root oulu_images --crop-root oulu_images_crop --split train
@@ -82,27 +84,32 @@ def frame_scale(video: str, frame: str, split: str, args) -> float:
 
 
 def crop_frame(src: dict, dst: dict, video: str, frame: str, split: str, args) -> str:
-    """Crop one frame; returns "done", "exists" or raises InputError with the reason."""
+    """Crop one frame; returns "done", "exists", "no_depth" (image cropped, no depth map to crop) or
+    raises InputError with the reason.
+
+    A frame without a depth map still gets its image crop: attack frames train towards an all-zero
+    map and need none, while the datasets leave out live training frames and dev/test frames that
+    lack one (and list them), so nothing is trained or scored on a missing map.
+    """
     out_img = dst["img"] / video / frame
     out_depth = dst["depth"] / video / depth_name(frame)
-    if out_img.is_file() and out_depth.is_file():
-        return "exists"
-    box = read_box(src["bbox"] / video / box_name(frame))
     depth_path = src["depth"] / video / depth_name(frame)
-    if not depth_path.is_file():
-        raise InputError(f"{depth_path}: no depth map for this frame")
+    has_depth = depth_path.is_file()
+    if out_img.is_file() and (out_depth.is_file() or not has_depth):
+        return "exists" if out_depth.is_file() else "no_depth"
+    box = read_box(src["bbox"] / video / box_name(frame))
     image = read_image(src["img"] / video / frame)
-    depth = read_image(depth_path, grey=True)
-    if depth.shape[:2] != image.shape[:2]:
-        raise InputError(f"{depth_path}: depth map is {depth.shape[1]}x{depth.shape[0]} but the frame is "
-                         f"{image.shape[1]}x{image.shape[0]}; the box cannot be applied to both")
     scale = frame_scale(video, frame, split, args)
     face = crop_face(image, box, scale=scale, size=args.image_size)
-    face_depth = crop_face(depth, box, scale=scale, size=args.map_size)
-    # Depth first: a frame counts as done only when its image exists, so a crash in between reruns it.
-    atomic_imwrite(out_depth, face_depth, args.jpeg_quality)
+    if has_depth:
+        depth = read_image(depth_path, grey=True)
+        if depth.shape[:2] != image.shape[:2]:
+            raise InputError(f"{depth_path}: depth map is {depth.shape[1]}x{depth.shape[0]} but the frame is "
+                             f"{image.shape[1]}x{image.shape[0]}; the box cannot be applied to both")
+        # Depth first: a frame counts as done only when its image exists, so a crash in between reruns it.
+        atomic_imwrite(out_depth, crop_face(depth, box, scale=scale, size=args.map_size), args.jpeg_quality)
     atomic_imwrite(out_img, face, args.jpeg_quality)
-    return "done"
+    return "done" if has_depth else "no_depth"
 
 
 def copy_protocols(protocol_dir: Path, crop_root: Path) -> int:
@@ -136,7 +143,7 @@ def run(args) -> dict:
     if not 0 < low <= high:
         raise InputError(f"--scale-range {low} {high}: need 0 < LOW <= HIGH")
     report = SkipReport(out_dir / "skipped.csv")
-    counts = {"done": 0, "exists": 0, "skipped": 0}
+    counts = {"done": 0, "exists": 0, "no_depth": 0, "skipped": 0}
     if args.protocol_dir:
         n = copy_protocols(Path(args.protocol_dir), crop_root)
         log.info("protocols: %d files copied to %s", n, crop_root / "protocols")
@@ -151,9 +158,13 @@ def run(args) -> dict:
         def work(job, split=split, src=src, dst=dst):
             video, frame = job
             try:
-                return crop_frame(src, dst, video, frame, split, args), None
+                status = crop_frame(src, dst, video, frame, split, args)
             except InputError as exc:
                 return "skipped", (f"{split}/{video}/{frame}", str(exc))
+            if status == "no_depth":
+                return status, (f"{split}/{video}/{frame}", "no depth map for this frame: image cropped only "
+                                "(fine for attack training frames; not a live target, not scored)")
+            return status, None
 
         with ThreadPoolExecutor(max(1, args.workers)) as pool, logging_redirect_tqdm():
             for status, problem in tqdm(pool.map(work, jobs), total=len(jobs), desc=f"crop {split}", unit="frame"):
@@ -161,8 +172,9 @@ def run(args) -> dict:
                 if problem:
                     report.add(*problem)
     report.write()
-    log.info("crops: %d written, %d already there, %d skipped (listed in %s)", counts["done"], counts["exists"],
-             counts["skipped"], report.path)
+    log.info("crops: %d written, %d already there, %d without depth map (image only; not used as live "
+             "training targets nor scored), %d skipped (listed in %s)", counts["done"], counts["exists"],
+             counts["no_depth"], counts["skipped"], report.path)
     return {**counts, "report": str(report.path), "out_dir": str(out_dir)}
 
 
