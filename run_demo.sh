@@ -49,14 +49,14 @@ done
 
 # Settings per profile: CPU-sized for smoke/demo, the paper's for real data.
 case "$PROFILE" in
-  smoke) USERS=6; FRAMES=6;  SIZE=256x192; GEN_SIZE=64;  GEN_WIDTH=0.125; GEN_BATCH=8;  GEN_EPOCHS=2; GEN_LIMIT=2;
+  smoke) USERS=3; FRAMES=4;  SIZE=320x240; GEN_SIZE=64;  GEN_WIDTH=0.125; GEN_BATCH=8;  GEN_EPOCHS=2; GEN_LIMIT=2;
          LCNN_WIDTH=0.125; LCNN_EPOCHS=2; PAIRS=24;  PER_FOLDER=6;  DUM_SIZE=64;  DUM_WIDTH=0.25; DUM_BATCH=8;
-         DUM_EPOCHS=2; FRAMES_PER_VIDEO=6;;
+         DUM_EPOCHS=2; FRAMES_PER_VIDEO=4; NO_FACE=zero;;
   demo)  USERS=6; FRAMES=12; SIZE=320x240; GEN_SIZE=64;  GEN_WIDTH=0.25;  GEN_BATCH=16; GEN_EPOCHS=6; GEN_LIMIT=0;
          LCNN_WIDTH=0.25;  LCNN_EPOCHS=6; PAIRS=120; PER_FOLDER=10; DUM_SIZE=128; DUM_WIDTH=0.5; DUM_BATCH=16;
-         DUM_EPOCHS=8; FRAMES_PER_VIDEO=12;;
+         DUM_EPOCHS=8; FRAMES_PER_VIDEO=12; NO_FACE=zero;;
   paper) GEN_SIZE=256; GEN_WIDTH=1.0; GEN_BATCH=240; GEN_EPOCHS=200; GEN_LIMIT=0; PAIRS=34650; PER_FOLDER=99;
-         DUM_SIZE=256; DUM_WIDTH=1.0; DUM_BATCH=64; DUM_EPOCHS=1600; FRAMES_PER_VIDEO=40;;
+         DUM_SIZE=256; DUM_WIDTH=1.0; DUM_BATCH=64; DUM_EPOCHS=1600; FRAMES_PER_VIDEO=40; NO_FACE=resample;;
   *) echo "run_demo.sh: unknown profile $PROFILE (smoke, demo, paper)" >&2; exit 2;;
 esac
 
@@ -119,7 +119,7 @@ phase crop env STAGES=crop IMAGE_SIZE="$DUM_SIZE" bash "$ROOT/scripts/prepare_da
 phase generate "$PY" "$ROOT/generated.py" --checkpoint "$GEN_DIR/last.pt" --num-pairs "$PAIRS" \
   --frames-per-folder "$PER_FOLDER" --protocol "$PROTOCOL" --crop-root "$CROP_ROOT" \
   --protocol-in "$DATA_ROOT/protocols/Protocol_${PROTOCOL}/$train_file" --protocol-out "$PROTO_SUB/$train_g" \
-  --out-path "$WORK/fake_images/oulu_${TAG}" --output-size "$DUM_SIZE"
+  --out-path "$WORK/fake_images/oulu_${TAG}" --output-size "$DUM_SIZE" --on-no-face "$NO_FACE"
 
 phase dum_train env CROP_ROOT="$CROP_ROOT" PROTOCOL="$PROTOCOL" FOLD="$FOLD" OUT_DIR="$DUM_DIR" NPROC=1 \
   bash "$ROOT/DUM/train.sh" --image-size "$DUM_SIZE" --width "$DUM_WIDTH" --batch-size "$DUM_BATCH" \
