@@ -9,7 +9,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAS_SHARED", ROOT.parent / "shared"))
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# One thread per test process: on 2 shared cores, two spinning OpenMP threads per process were
+# several times slower than one (multi-process tests start their own processes anyway).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,81 @@
+"""Train a LightCNN-29 v2 identity network on a folder of identity-labelled faces.
+
+    python train_lightcnn.py --data-root faces/train --val-root faces/val --out-dir lightcnn_run
+    torchrun --nproc_per_node=4 train_lightcnn.py --data-root ...       # DDP; --batch-size is the total
+
+For users whose copy of the published LightCNN_29Layers_V2_checkpoint.pth.tar (AlfredXiangWu/LightCNN)
+is gone: ``<data-root>/<identity>/<image>`` (aligned or tight face crops, any size; they are resized
+to 144x144 grey and cropped to 128x128). The run folder gets config.json, log.txt, metrics.csv,
+last.pt (resume point; a rerun resumes unless --no-resume) and the exported checkpoint in the
+published layout, which train_generator.py reads with --ip-model (and --ip-width when --width != 1).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from utils.checkpoint import CheckpointError  # noqa: E402
+from utils.dist import cleanup, init_distributed  # noqa: E402
+from utils.io import InputError  # noqa: E402
+from utils.run import save_config, setup_logging  # noqa: E402
+
+log = logging.getLogger("train_lightcnn")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--data-root", required=True, help="training faces, one folder per identity")
+    a("--val-root", default="", help="validation faces with the same identity folders (optional; top-1 accuracy)")
+    a("--out-dir", default="lightcnn_run", help="run folder: config, log, metrics, last.pt")
+    a("--export", default="", help="published-layout checkpoint to write (default: <out-dir>/LightCNN_29Layers_V2_checkpoint.pth.tar)")
+    a("--width", type=float, default=1.0, help="channel multiplier (1.0 = the published LightCNN-29 v2)")
+    a("--epochs", type=int, default=80, help="epochs (LightCNN: 80)")
+    a("--batch-size", type=int, default=128, help="total batch over all processes (LightCNN: 128)")
+    a("--optimizer", choices=("sgd", "adam"), default="sgd", help="SGD with momentum (LightCNN) or Adam")
+    a("--lr", type=float, default=None, help="learning rate (default 0.01 for sgd, 1e-3 for adam)")
+    a("--momentum", type=float, default=0.9, help="SGD momentum")
+    a("--weight-decay", type=float, default=1e-4, help="weight decay")
+    a("--lr-step", type=int, default=10, help="multiply the learning rate by --lr-gamma every N epochs")
+    a("--lr-gamma", type=float, default=0.457305051927326, help="learning-rate factor (LightCNN's)")
+    a("--workers", type=int, default=4, help="DataLoader workers per process")
+    a("--limit-batches", type=int, default=0, help="at most this many iterations per epoch (0 = all; smoke runs)")
+    a("--print-freq", type=int, default=100, help="log every N iterations")
+    a("--resume", default="auto", help="checkpoint to resume from ('auto' = <out-dir>/last.pt when present)")
+    a("--no-resume", action="store_true", help="start over even if <out-dir>/last.pt exists")
+    a("--seed", type=int, default=0, help="seed of weights, shuffling and crops")
+    a("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    a("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto", help="mixed precision on CUDA (ignored on CPU)")
+    a("--deterministic", action="store_true", help="deterministic kernels")
+    return p
+
+
+def run(args, dist_info=None) -> dict:
+    from generation.lightcnn_trainer import train_lightcnn
+
+    dist_info = dist_info or init_distributed(args.device)
+    if dist_info.is_main:
+        save_config(args, args.out_dir)
+    return train_lightcnn(args, dist_info)
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    dist_info = init_distributed(args.device)
+    setup_logging(args.out_dir, rank=dist_info.rank)
+    try:
+        return run(args, dist_info)
+    except (InputError, CheckpointError) as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    main()
