@@ -186,11 +186,6 @@ def _train(args, dist, out_dir: Path) -> dict:
     seed_everything(args.seed)  # same initial weights on every rank
     model = build_depth_net(args.model, theta=args.theta, width=args.width, image_size=args.image_size).to(device)
     map_size = int(getattr(model, "map_size", args.image_size // 8))
-    if amp and getattr(model, "memory_efficient", False):
-        # The networks' fused BN-ReLU-conv training node (networks/cdc.py) does not run under autocast
-        # (its backward meets fp16 gradients with fp32 weights); AMP halves activation memory anyway.
-        model.memory_efficient = False
-        log.info("--amp: using the unfused BN-ReLU-conv path of %s", args.model)
 
     report = SkipReport(out_dir / "skipped.csv")
     train_items = filter_split(read_protocol(train_list), "train")

@@ -66,8 +66,6 @@ def _timed(fn, device, iters, warmup) -> float:
 def bench_model(args, device, amp: bool) -> dict:
     torch.manual_seed(0)
     model = build_depth_net(args.model, width=args.width, image_size=args.image_size).to(device)
-    if amp and getattr(model, "memory_efficient", False):
-        model.memory_efficient = False  # the fused training node has no autocast support (see DUM/train.py)
     m = model.map_size
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=5e-5)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
