@@ -46,6 +46,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$PROFILE" ] || { [ -n "$VIDEO_ROOT" ] && PROFILE=paper || PROFILE=demo; }
+GEN_EVERY=""; DUM_EVAL=1; DUM_EVAL_START=1; LOADERS=0   # per-epoch previews/evaluation, no loader workers, unless set below
 
 # Settings per profile: CPU-sized for smoke/demo, the paper's for real data.
 case "$PROFILE" in
@@ -56,7 +57,7 @@ case "$PROFILE" in
          LCNN_WIDTH=0.25;  LCNN_EPOCHS=6; PAIRS=120; PER_FOLDER=10; DUM_SIZE=128; DUM_WIDTH=0.5; DUM_BATCH=16;
          DUM_EPOCHS=8; FRAMES_PER_VIDEO=12; NO_FACE=zero;;
   paper) GEN_SIZE=256; GEN_WIDTH=1.0; GEN_BATCH=240; GEN_EPOCHS=200; GEN_LIMIT=0; PAIRS=34650; PER_FOLDER=99;
-         DUM_SIZE=256; DUM_WIDTH=1.0; DUM_BATCH=64; DUM_EPOCHS=1600; FRAMES_PER_VIDEO=40; NO_FACE=resample;;
+         DUM_SIZE=256; DUM_WIDTH=1.0; DUM_BATCH=64; DUM_EPOCHS=1600; FRAMES_PER_VIDEO=40; NO_FACE=resample; GEN_EVERY=10; DUM_EVAL=50; DUM_EVAL_START=200; LOADERS=8;;
   *) echo "run_demo.sh: unknown profile $PROFILE (smoke, demo, paper)" >&2; exit 2;;
 esac
 
@@ -111,8 +112,8 @@ fi
 
 phase generator env IMG_ROOT="$DATA_ROOT" TRAIN_LIST="$TRAIN_LIST" IP_MODEL="$IP_MODEL" OUT="$GEN_DIR" \
   bash "$ROOT/train_generator.sh" --image-size "$GEN_SIZE" --width "$GEN_WIDTH" --ip-width "$IP_WIDTH" \
-  --batch-size "$GEN_BATCH" --epochs "$GEN_EPOCHS" --limit-batches "$GEN_LIMIT" --workers 0 \
-  --test-epoch "$GEN_EPOCHS" --save-epoch "$GEN_EPOCHS"
+  --batch-size "$GEN_BATCH" --epochs "$GEN_EPOCHS" --limit-batches "$GEN_LIMIT" --workers "$LOADERS" \
+  --test-epoch "${GEN_EVERY:-$GEN_EPOCHS}" --save-epoch "${GEN_EVERY:-$GEN_EPOCHS}"
 
 train_file="Train${FOLD:+_${FOLD}}.txt"; train_g="Train_g${FOLD:+_${FOLD}}.txt"
 phase crop env STAGES=crop IMAGE_SIZE="$DUM_SIZE" bash "$ROOT/scripts/prepare_data.sh"
@@ -123,9 +124,9 @@ phase generate "$PY" "$ROOT/generated.py" --checkpoint "$GEN_DIR/last.pt" --num-
 
 phase dum_train env CROP_ROOT="$CROP_ROOT" PROTOCOL="$PROTOCOL" FOLD="$FOLD" OUT_DIR="$DUM_DIR" NPROC=1 \
   bash "$ROOT/DUM/train.sh" --image-size "$DUM_SIZE" --width "$DUM_WIDTH" --batch-size "$DUM_BATCH" \
-  --epochs "$DUM_EPOCHS" --eval-every 1 --eval-start 1 --workers 0
+  --epochs "$DUM_EPOCHS" --eval-every "$DUM_EVAL" --eval-start "$DUM_EVAL_START" --workers "$LOADERS"
 phase dum_test env CHECKPOINT="$DUM_DIR/best.pt" CROP_ROOT="$CROP_ROOT" PROTOCOL="$PROTOCOL" OUT_DIR="$TEST_DIR" \
-  bash "$ROOT/DUM/test.sh" ${FOLD:+--fold "$FOLD"} --save-threshold --workers 0
+  bash "$ROOT/DUM/test.sh" ${FOLD:+--fold "$FOLD"} --save-threshold --workers "$LOADERS"
 
 echo
 echo "================ DSDG pipeline finished ($(( $(date +%s) - T0 )) s this run; profile $PROFILE) ================"
