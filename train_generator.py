@@ -19,9 +19,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from utils.dist import cleanup, init_distributed  # noqa: E402
-from utils.io import InputError  # noqa: E402
-from utils.run import save_config, setup_logging  # noqa: E402
+from utils.dist import init_distributed, run_training_stage  # noqa: E402
 
 log = logging.getLogger("train_generator")
 
@@ -80,25 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args, dist_info=None) -> dict:
     from generation.trainer import train
 
-    dist_info = dist_info or init_distributed(args.device)
-    if dist_info.is_main:
-        save_config(args, args.out_dir)
-    return train(args, dist_info)
+    return train(args, dist_info or init_distributed(args.device))
 
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    dist_info = init_distributed(args.device)
-    setup_logging(args.out_dir, rank=dist_info.rank)
     from generation.trainer import SetupError
 
-    try:
-        return run(args, dist_info)
-    except (SetupError, InputError) as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
-    finally:
-        cleanup()
+    return run_training_stage(args, run, (SetupError,))
 
 
 if __name__ == "__main__":

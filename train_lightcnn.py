@@ -20,9 +20,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.dist import cleanup, init_distributed  # noqa: E402
-from utils.io import InputError  # noqa: E402
-from utils.run import save_config, setup_logging  # noqa: E402
+from utils.dist import init_distributed, run_training_stage  # noqa: E402
 
 log = logging.getLogger("train_lightcnn")
 
@@ -58,23 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args, dist_info=None) -> dict:
     from generation.lightcnn_trainer import train_lightcnn
 
-    dist_info = dist_info or init_distributed(args.device)
-    if dist_info.is_main:
-        save_config(args, args.out_dir)
-    return train_lightcnn(args, dist_info)
+    return train_lightcnn(args, dist_info or init_distributed(args.device))
 
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    dist_info = init_distributed(args.device)
-    setup_logging(args.out_dir, rank=dist_info.rank)
-    try:
-        return run(args, dist_info)
-    except (InputError, CheckpointError) as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
-    finally:
-        cleanup()
+    return run_training_stage(args, run, (CheckpointError,))
 
 
 if __name__ == "__main__":

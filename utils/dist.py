@@ -73,3 +73,25 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def run_training_stage(args, train_fn, user_errors: tuple = ()) -> dict:
+    """``main()`` of a script that runs alone or under torchrun: join the process group, log per rank,
+    rank 0 writes ``config.json``, a user error (bad input, missing file) exits 2 with its message,
+    and the group is always torn down. ``train_fn(args, dist_info)`` does the work."""
+    import logging
+
+    from utils.io import InputError
+    from utils.run import save_config, setup_logging
+
+    dist_info = init_distributed(args.device)
+    setup_logging(args.out_dir, rank=dist_info.rank)
+    try:
+        if dist_info.is_main:
+            save_config(args, args.out_dir)
+        return train_fn(args, dist_info)
+    except (InputError, *user_errors) as exc:
+        logging.getLogger("main").error("%s", exc)
+        raise SystemExit(2) from None
+    finally:
+        cleanup()
