@@ -239,7 +239,7 @@ class FaceCropper:
                  jpeg_quality: int = JPEG_QUALITY, all_faces: bool = False, min_face: float = 40.0,
                  scale_factor: float = 0.709, thresholds: Sequence[float] = (0.6, 0.7, 0.7), device="cpu",
                  detector=None, depth_estimator=None):
-        from data.depth import FaceDepthEstimator
+        from data.face_depth import FaceDepthEstimator
         from data.mtcnn import MTCNN
 
         self.image_size, self.map_size, self.scale = int(image_size), int(map_size), float(scale)

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from data.boxes import Box
-from data.depth import FaceDepthEstimator, landmarks_to_depth
+from data.face_depth import FaceDepthEstimator, landmarks_to_depth
 from utils.io import atomic_write_json
 from utils.run import setup_logging
 

@@ -8,7 +8,7 @@ The stage does in code what the original left as a manual step (spec 1.7, 1.9):
   ``--frames-per-folder``, 99 as the depth loader expects): live ``<crop-root>/train_img_flod/
   p<P>_0_1_<k>/<id>_scene.jpg``, spoof ``.../p<P>_0_0_<k>/<id>_scene.jpg``, the live image's depth
   label ``train_depth_flod/p<P>_0_1_<k>/<id>_depth1D.jpg`` (docs/DATA_LAYOUT.md);
-* the depth label is the MediaPipe face-mesh depth (data.depth.FaceDepthEstimator) of the whole
+* the depth label is the MediaPipe face-mesh depth (data.face_depth.FaceDepthEstimator) of the whole
   256x256 generated face, resized to 32x32 (cv2 bilinear, as the original crop script resized its
   PRNet maps);
 * the merged protocol is the input protocol, byte for byte, then one line per complete generated
@@ -228,7 +228,7 @@ def generate(args) -> dict:
     hdim = int(ckpt["model"]["hdim"])
     log.info("generator %s (epoch %s, %s, checksum %s...)", args.checkpoint, ckpt.get("epoch"), ckpt["model"],
              checksum[:12])
-    from data.depth import FaceDepthEstimator
+    from data.face_depth import FaceDepthEstimator
 
     estimator = FaceDepthEstimator()
     report = SkipReport(out_path / "skipped.csv")

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from data.boxes import Box, write_box
-from data.depth import (CHEEKS, MESH_VERTICES, NOSE_TIP, FaceDepthEstimator, depth_to_uint8, landmarks_to_depth,
-                        main, mesh_topology, normalize_depth, render_depth)
+from data.depth import main
+from data.face_depth import (CHEEKS, MESH_VERTICES, NOSE_TIP, FaceDepthEstimator, depth_to_uint8, landmarks_to_depth,
+                             mesh_topology, normalize_depth, render_depth)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +115,8 @@ def test_mesh_topology():
 
 
 def test_import_does_not_load_mediapipe(repo_root):
-    code = "import sys, data.depth; assert 'mediapipe' not in sys.modules, 'mediapipe imported eagerly'"
+    code = ("import sys, data.face_depth, data.depth; "
+            "assert 'mediapipe' not in sys.modules, 'mediapipe imported eagerly'")
     subprocess.run([sys.executable, "-c", code], cwd=repo_root, check=True)
 
 

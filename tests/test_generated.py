@@ -118,7 +118,7 @@ def test_resample_policy_leaves_faceless_folders_out(tmp_path, generator_ckpt):
 
 
 def test_depth_label_of_a_real_face(samples_dir):
-    from data.depth import FaceDepthEstimator
+    from data.face_depth import FaceDepthEstimator
     from generation.sampling import depth_label
 
     frame = cv2.imread(str(samples_dir / "image_T1.jpg"))
