@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from DUM.dataset import DepthEvalDataset, first_item, normalize_image
 from DUM.losses import dum_loss
-from DUM.metrics import ScoreRow, cdcn_errors, dev_metrics
+from DUM.metrics import cdcn_errors, dev_metrics
+from DUM.scores import ScoreRow
 from utils.checkpoint import unwrap
 from utils.dist import all_gather_object, all_reduce_mean
 

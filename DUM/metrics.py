@@ -31,160 +31,21 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import csv
-import io
 import logging
 import math
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
+# read_scores/write_scores/ScoreRow stay reachable as DUM.metrics.* for callers and tests of the command
+from DUM.scores import DEFAULT_ATTACK_TYPE, FORMATS, ScoreRow, read_scores, write_scores  # noqa: F401
 from utils.io import InputError, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-CSV_HEADER = ("video_id", "label", "attack_type", "score")
-DEFAULT_ATTACK_TYPE = "attack"  # two-column files carry no attack type
 DEFAULT_TARGETS = (0.01, 0.05, 0.1)  # APCER / FAR / FRR operating points (ISO BPCER100/20/10)
-FORMATS = ("auto", "csv", "bob", "cdcn")
 EOWN_NOTE = ("eval EER at a threshold chosen on eval itself: for completeness only, optimistically "
              "biased, NOT a reportable number")
-
-
-class ScoreRow(NamedTuple):
-    """One scored video. ``label`` 1 bona fide / 0 attack; ``attack_type`` '' for bona fide;
-    ``score`` is NaN when the video could not be scored (failure to acquire)."""
-
-    video_id: str
-    label: int
-    attack_type: str
-    score: float
-
-
-# --------------------------------------------------------------------------------------------------
-# Score files
-# --------------------------------------------------------------------------------------------------
-
-def _parse_score(text: str, where: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"{where}: score {text!r} is not a number") from None
-    if math.isinf(value):
-        raise InputError(f"{where}: score {text!r} is infinite")
-    return value
-
-
-def _detect_format(path: Path, lines: list[str]) -> str:
-    for line in lines:
-        if line.strip():
-            fields = [f.strip().lstrip("\ufeff") for f in line.split(",")]
-            if "video_id" in fields and "score" in fields:
-                return "csv"
-            break
-    raise InputError(
-        f"{path}: no CSV header {','.join(CSV_HEADER)!r}; for a two-column file say which one with "
-        f"--format bob ('label score', labels 1/-1, bob.measure) or --format cdcn ('score label', "
-        f"labels 1/0, the original DSDG/CDCN score files)")
-
-
-def _read_csv(path: Path, text: str) -> list[ScoreRow]:
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None:
-        raise InputError(f"{path}: empty score file")
-    header = [h.strip().lstrip("\ufeff") for h in header]
-    missing = [c for c in CSV_HEADER if c not in header]
-    if missing:
-        raise InputError(f"{path}:1: header lacks column(s) {missing}; expected {','.join(CSV_HEADER)}")
-    col = {name: header.index(name) for name in CSV_HEADER}
-    rows, seen = [], {}
-    for fields in reader:
-        where = f"{path}:{reader.line_num}"
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if len(fields) != len(header):
-            raise InputError(f"{where}: expected {len(header)} fields, got {len(fields)}: {fields!r}")
-        video_id = fields[col["video_id"]].strip()
-        label_text = fields[col["label"]].strip()
-        attack_type = fields[col["attack_type"]].strip()
-        if not video_id:
-            raise InputError(f"{where}: empty video_id")
-        if video_id in seen:
-            raise InputError(f"{where}: video_id {video_id!r} already on line {seen[video_id]}")
-        seen[video_id] = reader.line_num
-        if label_text not in ("0", "1"):
-            raise InputError(f"{where}: label must be 1 (bona fide) or 0 (attack), got {label_text!r}")
-        label = int(label_text)
-        if label == 1 and attack_type:
-            raise InputError(f"{where}: bona fide row with attack_type {attack_type!r} (leave it empty)")
-        if label == 0 and not attack_type:
-            attack_type = DEFAULT_ATTACK_TYPE
-        rows.append(ScoreRow(video_id, label, attack_type, _parse_score(fields[col["score"]].strip(), where)))
-    return rows
-
-
-def _read_two_column(path: Path, lines: list[str], fmt: str) -> list[ScoreRow]:
-    rows = []
-    for lineno, line in enumerate(lines, start=1):
-        where = f"{path}:{lineno}"
-        content = line.split("#", 1)[0].strip()  # numpy.loadtxt (bob) skips comments and blanks
-        if not content:
-            continue
-        fields = content.split()
-        if len(fields) != 2:
-            layout = "'label score'" if fmt == "bob" else "'score label'"
-            raise InputError(f"{where}: expected two fields {layout} (--format {fmt}), got {line.strip()!r}")
-        label_text, score_text = fields if fmt == "bob" else fields[::-1]
-        try:
-            label_value = float(label_text)
-        except ValueError:
-            label_value = None
-        allowed = {1.0: 1, -1.0: 0} if fmt == "bob" else {1.0: 1, 0.0: 0}
-        if label_value not in allowed:
-            wanted = "1 or -1" if fmt == "bob" else "1 or 0"
-            raise InputError(f"{where}: label must be {wanted} (--format {fmt}), got {label_text!r}")
-        label = allowed[label_value]
-        rows.append(ScoreRow(f"{path.name}:{lineno}", label, "" if label else DEFAULT_ATTACK_TYPE,
-                             _parse_score(score_text, where)))
-    return rows
-
-
-def read_scores(path, fmt: str | None = None) -> list[ScoreRow]:
-    """Read a score file: our CSV (``video_id,label,attack_type,score``, found by its header), a
-    bob.measure two-column file (``fmt='bob'``: ``label score``, 1/-1) or an original DSDG/CDCN file
-    (``fmt='cdcn'``: ``score label``, 1/0). NaN scores are kept (they count as failures to acquire).
-    Raises InputError naming the file and line on anything malformed."""
-    path = Path(path)
-    fmt = "auto" if fmt in (None, "auto") else fmt
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown score format {fmt!r}; one of {FORMATS}")
-    if not path.is_file():
-        raise InputError(f"{path}: no such score file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not a text file ({exc})") from None
-    lines = text.splitlines()
-    if fmt == "auto":
-        fmt = _detect_format(path, lines)
-    rows = _read_csv(path, text) if fmt == "csv" else _read_two_column(path, lines, fmt)
-    if not rows:
-        raise InputError(f"{path}: no scores in file")
-    return rows
-
-
-def write_scores(path, rows: Iterable[ScoreRow]) -> Path:
-    """Write rows atomically as our CSV; scores in shortest round-trip form so reading back is exact."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for row in rows:
-        label = int(row.label)
-        writer.writerow([row.video_id, label, "" if label == 1 else (row.attack_type or DEFAULT_ATTACK_TYPE),
-                         repr(float(row.score))])
-    atomic_write_text(path, buf.getvalue())
-    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -198,7 +59,9 @@ class _Split(NamedTuple):
     counts: dict
 
 
-def _split(rows: Sequence[ScoreRow], name: str) -> _Split:
+def split_rows(rows: Sequence[ScoreRow], name: str) -> _Split:
+    """Group rows into sorted bona fide / per-attack-type / pooled attack scores (NaN left out) and
+    count them; ``name`` labels the ValueError raised when either class has no finite score."""
     labels = np.array([int(r.label) for r in rows], dtype=np.int64)
     scores = np.array([float(r.score) for r in rows], dtype=np.float64)
     types = np.array([r.attack_type or DEFAULT_ATTACK_TYPE for r in rows], dtype=object)
@@ -567,7 +430,7 @@ def cdcn_compatible(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow])
 def evaluate(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], *, n_points: int = 100,
              min_far: int = -8, targets: Sequence[float] = DEFAULT_TARGETS) -> dict:
     """Both rows, every threshold (all chosen on dev), curves and counts; a JSON-serialisable dict."""
-    dev, ev = _split(dev_rows, "dev"), _split(eval_rows, "eval")
+    dev, ev = split_rows(dev_rows, "dev"), split_rows(eval_rows, "eval")
     if set(ev.attacks) - set(dev.attacks):
         logger.warning("attack types %s occur in eval but not in dev: the per-type dev thresholds "
                        "(apcer_max_X) cannot account for them", sorted(set(ev.attacks) - set(dev.attacks)))
@@ -646,7 +509,7 @@ def dev_metrics(rows: Sequence[ScoreRow]) -> dict:
     labels, scores, _ = _finite_arrays(rows)
     c = cdcn_threshold(labels, scores)
     err = cdcn_errors(labels, scores, c.threshold)
-    split = _split(rows, "dev")
+    split = split_rows(rows, "dev")
     t = eer_threshold(split.pooled, split.bona_fide)
     b = _block(split, t)
     return {"cdcn_threshold": c.threshold, "cdcn_ACC": err["ACC"], "cdcn_ACER": err["ACER"],
@@ -754,106 +617,6 @@ def format_fold_summary(summary: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Curves as PNG
-# --------------------------------------------------------------------------------------------------
-
-def empirical_curve(negatives, positives) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(thresholds, FAR, FRR) at every distinct score and above all scores, bob's rule (>= accepted)."""
-    neg, pos = np.sort(np.asarray(negatives, float)), np.sort(np.asarray(positives, float))
-    t = np.unique(np.concatenate([neg, pos]))
-    t = np.append(t, np.nextafter(t[-1], np.inf))
-    far = (len(neg) - np.searchsorted(neg, t, "left")) / len(neg)
-    frr = np.searchsorted(pos, t, "left") / len(pos)
-    return t, far, frr
-
-
-_DET_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9)
-
-
-def plot_curves(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], out_dir, prefix: str = "",
-                result: dict | None = None) -> list[Path]:
-    """Write ``{prefix}roc.png``, ``{prefix}det.png`` and ``{prefix}score_hist.png`` (Agg, no display):
-    dev and eval pooled, eval per attack type, the dev EER and CDCN operating points marked."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if result is None:
-        result = evaluate(dev_rows, eval_rows)
-    dev, ev = _split(dev_rows, "dev"), _split(eval_rows, "eval")
-    t_iso = result["thresholds"]["eer"]["threshold"]
-    t_cdcn = result["cdcn_compatible"]["returned"]["val_threshold"]
-    curves = [("dev, attacks pooled", dev.pooled, dev.bona_fide, "-", 2.0),
-              ("eval, attacks pooled", ev.pooled, ev.bona_fide, "-", 2.0)]
-    if len(ev.attacks) > 1:
-        curves += [(f"eval, {k}", v, ev.bona_fide, "--", 1.0) for k, v in ev.attacks.items()]
-    op = farfrr(ev.pooled, ev.bona_fide, t_iso)
-    paths = []
-
-    def save(fig, name):
-        path = out_dir / f"{prefix}{name}"
-        buf = io.BytesIO()
-        FigureCanvasAgg(fig).print_png(buf)
-        from utils.io import atomic_write_bytes
-        atomic_write_bytes(path, buf.getvalue())
-        paths.append(path)
-
-    fig = Figure(figsize=(6, 5), dpi=100)
-    ax = fig.add_subplot()
-    for label, neg, pos, style, width in curves:
-        _, far, frr = empirical_curve(neg, pos)
-        ax.plot(far, 1 - frr, style, lw=width, label=label)
-    ax.plot([op[0]], [1 - op[1]], "ko", label=f"eval at dev EER threshold {t_iso:.4g}")
-    ax.set_xlabel("APCER (attacks accepted, score >= t)")
-    ax.set_ylabel("1 - BPCER (bona fide accepted)")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("ROC")
-    save(fig, "roc.png")
-
-    fig = Figure(figsize=(6, 5), dpi=100)
-    ax = fig.add_subplot()
-    for label, neg, pos, style, width in curves:
-        _, far, frr = empirical_curve(neg, pos)
-        ax.plot(ppndf(far), ppndf(frr), style, lw=width, label=label)
-    ax.plot(ppndf([op[0]]), ppndf([op[1]]), "ko", label="eval at dev EER threshold")
-    ticks = ppndf(_DET_TICKS)
-    names = [f"{100 * v:g}" for v in _DET_TICKS]
-    ax.set_xticks(ticks, names)
-    ax.set_yticks(ticks, names)
-    lim = (float(ppndf([0.0005])[0]), float(ppndf([0.95])[0]))
-    ax.set_xlim(*lim)
-    ax.set_ylim(*lim)
-    ax.plot(lim, lim, ":", color="grey", lw=0.8)
-    ax.set_xlabel("APCER (%)")
-    ax.set_ylabel("BPCER (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_title("DET")
-    save(fig, "det.png")
-
-    fig = Figure(figsize=(10, 4), dpi=100)
-    every = np.concatenate([dev.bona_fide, dev.pooled, ev.bona_fide, ev.pooled])
-    lo, hi = float(every.min()), float(every.max())
-    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 51)
-    for i, (name, split) in enumerate((("dev", dev), ("eval", ev))):
-        ax = fig.add_subplot(1, 2, i + 1)
-        ax.hist(split.bona_fide, bins=bins, histtype="step", lw=2, label="bona fide")
-        for k, v in split.attacks.items():
-            ax.hist(v, bins=bins, histtype="step", lw=1, label=k)
-        ax.axvline(t_iso, color="k", ls="--", lw=1, label="ISO (dev EER) t")
-        ax.axvline(t_cdcn, color="r", ls=":", lw=1, label="CDCN t")
-        ax.set_title(f"{name} scores")
-        ax.set_xlabel("score (higher = more bona fide)")
-        ax.legend(fontsize=7)
-    save(fig, "score_hist.png")
-    return paths
-
-
-# --------------------------------------------------------------------------------------------------
 # Command
 # --------------------------------------------------------------------------------------------------
 
@@ -884,6 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args) -> dict:
     """Evaluate each dev/eval pair; with --out-dir write everything. Returns the result (or the folds)."""
+    from DUM.plots import plot_curves  # here, not at the top: DUM.plots imports this module
     from utils.run import save_config
 
     if len(args.dev) != len(args.eval):

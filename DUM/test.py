@@ -36,7 +36,9 @@ from data.protocols import describe, filter_split, oulu_protocol_files, read_pro
 from DUM.dataset import DepthEvalDataset
 from DUM.engine import evaluate, original_format
 from DUM.metrics import evaluate as evaluate_metrics
-from DUM.metrics import format_fold_summary, format_report, plot_curves, summarize_folds, write_scores
+from DUM.metrics import format_fold_summary, format_report, summarize_folds
+from DUM.plots import plot_curves
+from DUM.scores import write_scores
 from networks import build_depth_net
 from networks.cdcn_u import load_pretrained, state_dict_from_checkpoint
 from utils.checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint

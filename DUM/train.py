@@ -33,8 +33,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from data.protocols import describe, filter_split, oulu_file_name, oulu_protocol_dir, read_protocol
 from DUM.dataset import AugmentConfig, DepthEvalDataset, DepthTrainDataset
 from DUM.engine import LOSS_KEYS, dev_summary, evaluate, original_format, train_one_epoch
-from DUM.metrics import write_scores
 from DUM.sampler import RealGeneratedBatchSampler
+from DUM.scores import write_scores
 from networks import build_depth_net
 from utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, unwrap
 from utils.dist import barrier, cleanup, init_distributed
