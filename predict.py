@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-encode video frames, crops and depth maps as the data stages store them, so scores "
                         "match DUM/test.py (0 = use the raw pixels)")
     p.add_argument("--min-face", type=float, default=40.0, help="MTCNN smallest face in pixels (data/bbox.py's default)")
+    p.add_argument("--max-side", type=int, default=0,
+                   help="detect faces on frames shrunk to this longer side, boxes scaled back (0 = full size; "
+                        "use the value data/bbox.py ran with, e.g. 960 for 1920x1080 video)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (detector and PyTorch model)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch / ONNX Runtime (0 = library default)")
     a = p.add_argument_group("architecture of a plain state_dict (default: the checkpoint's config, else the published model)")
@@ -148,6 +151,8 @@ def run(args) -> dict:
     for flag in ("batch_size", "every"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.max_side < 0:
+        raise InputError(f"--max-side must be 0 (off) or a positive number of pixels, got {args.max_side}")
     files = collect_inputs(args.inputs)  # before the slow model/detector loads: a typo fails at once
     save_config(args, out_dir)
     device = resolve_device(args.device)
@@ -162,7 +167,8 @@ def predict_files(args, files, out_dir: Path, device) -> dict:
     log.info("model %s (%s, %s, input %d, map %d)", model.source, model.kind, model.arch, model.image_size, model.map_size)
     print(f"threshold {threshold:.6g} ({DECISION_RULE}) from {source}", flush=True)
     cropper = FaceCropper(model.image_size, model.map_size, scale=args.scale, jpeg_quality=args.jpeg_quality,
-                          all_faces=args.all_faces, min_face=args.min_face, device=device)
+                          all_faces=args.all_faces, min_face=args.min_face, device=device,
+                          max_side=args.max_side)
     report = SkipReport(out_dir / "skipped.csv")
     rows: list[Row] = []
 

@@ -233,19 +233,20 @@ class FaceCrop:
 
 class FaceCropper:
     """Full BGR frames -> face crops and depth crops as ``data/bbox.py`` + ``data/depth.py`` +
-    ``crop_dataset.py`` (dev/test) make them. Detection runs batched over the frames given."""
+    ``crop_dataset.py`` (dev/test) make them. Detection runs batched over the frames given; ``max_side``
+    is ``data/bbox.py --max-side`` (detect on frames shrunk to that longer side; boxes in full-frame pixels)."""
 
     def __init__(self, image_size: int = 256, map_size: int = 32, scale: float = TEST_SCALE,
                  jpeg_quality: int = JPEG_QUALITY, all_faces: bool = False, min_face: float = 40.0,
                  scale_factor: float = 0.709, thresholds: Sequence[float] = (0.6, 0.7, 0.7), device="cpu",
-                 detector=None, depth_estimator=None):
+                 detector=None, depth_estimator=None, max_side: int = 0):
         from data.face_depth import FaceDepthEstimator
         from data.mtcnn import MTCNN
 
         self.image_size, self.map_size, self.scale = int(image_size), int(map_size), float(scale)
         self.jpeg_quality, self.all_faces = int(jpeg_quality), bool(all_faces)
         self.detector = detector or MTCNN(min_face_size=min_face, scale_factor=scale_factor,
-                                          thresholds=thresholds, device=device)
+                                          thresholds=thresholds, device=device, max_side=max_side)
         # static mode: data/depth.py's default, so a frame's map does not depend on the frames before it
         self.depth_estimator = depth_estimator or FaceDepthEstimator()
 

@@ -1,13 +1,16 @@
 """Frames per second of MTCNN face boxes (data/mtcnn.py) and of the whole stage (data/bbox.py).
 
 Frames are real photos (the shared samples, scikit-image's astronaut, matplotlib's Grace Hopper)
-fitted into 640x480, torch limited to ``--threads`` (2: the project's CPU budget). Modes:
+scaled and padded into ``--size`` (640x480, a VGA frame; 1920x1080 for OULU-NPU's videos), torch
+limited to ``--threads`` (2: the project's CPU budget). Modes:
 
 * ``detect``: ``MTCNN.detect_batch`` on batches of ``--batch-sizes`` frames, for each ``--min-faces``
+  and each ``--max-sides`` (0: full resolution; N: frames shrunk to a longer side of N first)
 * ``stage`` : ``data/bbox.py`` end to end on a temporary tree of ``--stage-frames`` JPEG frames
-  (JPEG decode in threads, detection, atomic box writes), from its summary.json
+  (JPEG decode in threads, detection, atomic box writes), from its summary.json, for each ``--max-sides``
 
     python bench/bench_bbox.py [--threads 2] [--seconds 8] [--out bench_bbox.json]
+    python bench/bench_bbox.py --size 1920x1080 --max-sides 0 960 --min-faces 40 --batch-sizes 4
 
 Reported per setting: frames/s from wall time, and CPU seconds per frame (all threads of the
 process). Other jobs on the machine inflate wall times (the load average is logged): on a shared
@@ -53,19 +56,32 @@ def load_photos(samples_dir: Path) -> dict[str, np.ndarray]:
     return photos
 
 
-def fit_640x480(image: np.ndarray) -> np.ndarray:
-    """Scale into 640 wide x 480 high and pad with black, as a VGA frame."""
+def parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` -> (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
+    return w, h
+
+
+def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale into ``width`` x ``height`` and pad with black, as a video frame of that size
+    (upscaled with cv2.INTER_CUBIC: the photos are smaller than a full-HD frame)."""
     h, w = image.shape[:2]
-    s = min(640 / w, 480 / h)
-    small = cv2.resize(image, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_AREA)
-    out = np.zeros((480, 640, 3), np.uint8)
-    y, x = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
-    out[y:y + small.shape[0], x:x + small.shape[1]] = small
+    s = min(width / w, height / h)
+    size = (int(round(w * s)), int(round(h * s)))
+    scaled = cv2.resize(image, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    out = np.zeros((height, width, 3), np.uint8)
+    y, x = (height - scaled.shape[0]) // 2, (width - scaled.shape[1]) // 2
+    out[y:y + scaled.shape[0], x:x + scaled.shape[1]] = scaled
     return out
 
 
-def bench_detect(frames: list[np.ndarray], min_face: float, batch: int, seconds: float) -> dict:
-    detector = MTCNN(min_face_size=min_face, device="cpu")
+def bench_detect(frames: list[np.ndarray], min_face: float, batch: int, seconds: float, max_side: int = 0) -> dict:
+    detector = MTCNN(min_face_size=min_face, device="cpu", max_side=max_side)
     stack = [frames[i % len(frames)] for i in range(batch)]
     detector.detect_batch(stack)  # warm-up
     done, found = 0, 0
@@ -74,12 +90,12 @@ def bench_detect(frames: list[np.ndarray], min_face: float, batch: int, seconds:
         found += sum(bool(f) for f in detector.detect_batch(stack))
         done += batch
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"mode": "detect", "min_face": min_face, "batch": batch, "frames": done,
+    return {"mode": "detect", "min_face": min_face, "max_side": max_side, "batch": batch, "frames": done,
             "frames_per_s": round(done / wall, 2), "cpu_s_per_frame": round(cpu / done, 4),
             "faces_found": f"{found}/{done}"}
 
 
-def bench_stage(frames: list[np.ndarray], count: int, threads: int, batch: int) -> dict:
+def bench_stage(frames: list[np.ndarray], count: int, threads: int, batch: int, max_side: int = 0) -> dict:
     from data import bbox
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,45 +108,60 @@ def bench_stage(frames: list[np.ndarray], count: int, threads: int, batch: int) 
                         [cv2.IMWRITE_JPEG_QUALITY, 95])
         cpu = time.process_time()
         summary = bbox.main(["--data-root", str(root), "--device", "cpu", "--threads", str(threads),
-                             "--batch-size", str(batch)])
+                             "--batch-size", str(batch), "--max-side", str(max_side)])
         cpu = time.process_time() - cpu
         setup_logging(None)  # the stage pointed the log file into the temporary tree
-    return {"mode": "stage", "min_face": 40.0, "batch": batch, "frames": count,
+    return {"mode": "stage", "min_face": 40.0, "max_side": max_side, "batch": batch, "frames": count,
             "frames_per_s": summary["frames_per_second"], "cpu_s_per_frame": round(cpu / count, 4),
             "faces_found": f"{summary['boxes']}/{count}"}
 
 
-def main(argv=None) -> list[dict]:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--min-faces", type=float, nargs="+", default=[40.0, 20.0], help="min face sizes to time")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="frames per detect_batch call")
+    p.add_argument("--size", type=parse_size, default="640x480",
+                   help="frame size WxH the photos are scaled and padded into (1920x1080: OULU-NPU)")
+    p.add_argument("--max-sides", type=int, nargs="+", default=[0],
+                   help="MTCNN max_side values to time (0 = full resolution; data/bbox.py --max-side)")
     p.add_argument("--seconds", type=float, default=8.0, help="time per setting")
     p.add_argument("--stage-frames", type=int, default=64, help="frames in the end-to-end stage run (0 = skip)")
     p.add_argument("--samples-dir", default=str(SHARED / "samples"), help="folder of sample photos")
     p.add_argument("--out", default=None, help="also write the rows as JSON here")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> list[dict]:
+    args = build_parser().parse_args(argv)
     setup_logging(None)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    frames = [fit_640x480(image) for image in load_photos(Path(args.samples_dir)).values()]
-    log.info("%d photos fitted into 640x480; torch threads %d; load average %s", len(frames),
+    if any(m < 0 for m in args.max_sides):
+        p.error(f"--max-sides must be >= 0, got {args.max_sides}")
+    width, height = args.size
+    frames = [fit_frame(image, width, height) for image in load_photos(Path(args.samples_dir)).values()]
+    log.info("%d photos fitted into %dx%d; torch threads %d; load average %s", len(frames), width, height,
              torch.get_num_threads(), os.getloadavg())
     rows = []
-    for min_face in args.min_faces:
-        for batch in args.batch_sizes:
-            rows.append(bench_detect(frames, min_face, batch, args.seconds))
+    for max_side in args.max_sides:
+        for min_face in args.min_faces:
+            for batch in args.batch_sizes:
+                rows.append(bench_detect(frames, min_face, batch, args.seconds, max_side))
+                log.info("%s", rows[-1])
+        if args.stage_frames > 0:
+            rows.append(bench_stage(frames, args.stage_frames, args.threads, max(args.batch_sizes), max_side))
             log.info("%s", rows[-1])
-    if args.stage_frames > 0:
-        rows.append(bench_stage(frames, args.stage_frames, args.threads, max(args.batch_sizes)))
-        log.info("%s", rows[-1])
     log.info("load average after: %s", os.getloadavg())
-    print(f"{'mode':7s} {'min_face':>8s} {'batch':>5s} {'frames/s':>9s} {'CPU s/frame':>12s} {'faces':>8s}")
+    print(f"frames {width}x{height}")
+    print(f"{'mode':7s} {'min_face':>8s} {'max_side':>8s} {'batch':>5s} {'frames/s':>9s} {'CPU s/frame':>12s} "
+          f"{'faces':>8s}")
     for r in rows:
-        print(f"{r['mode']:7s} {r['min_face']:8.0f} {r['batch']:5d} {r['frames_per_s']:9.2f} "
+        print(f"{r['mode']:7s} {r['min_face']:8.0f} {r['max_side']:8d} {r['batch']:5d} {r['frames_per_s']:9.2f} "
               f"{r['cpu_s_per_frame']:12.4f} {r['faces_found']:>8s}")
     if args.out:
-        atomic_write_json(args.out, {"rows": rows, "threads": args.threads, "loadavg": os.getloadavg()})
+        atomic_write_json(args.out, {"rows": rows, "threads": args.threads, "size": [width, height],
+                                     "loadavg": os.getloadavg()})
     return rows
 
 

@@ -362,6 +362,12 @@ class Face:
     def height(self) -> float:
         return self.y2 - self.y1
 
+    def scaled(self, sx: float, sy: float) -> "Face":
+        """The same face with x coordinates times ``sx`` and y times ``sy`` (a detection on a resized
+        frame back in the original frame's pixels)."""
+        return Face(self.x1 * sx, self.y1 * sy, self.x2 * sx, self.y2 * sy, self.score,
+                    self.landmarks * np.array([sx, sy], dtype=self.landmarks.dtype))
+
     def to_box(self) -> Box:
         """The project's ``x y w h score`` box (data/boxes.py). Rounded, not clamped to the image,
         so that crops scaled about the centre keep the detector's centre."""
@@ -392,6 +398,19 @@ def _as_rgb(image, i: int) -> np.ndarray:
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
     return image
+
+
+def fit_max_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float, float]:
+    """``image`` shrunk (cv2.INTER_AREA) so its longer side is ``max_side``, and the factors (sx, sy)
+    that take its coordinates back to ``image``'s; unchanged with (1, 1) when ``max_side`` is 0 or the
+    image is no larger. The factors are per axis: rounding the short side changes its aspect slightly."""
+    h, w = image.shape[:2]
+    if max_side <= 0 or max(h, w) <= max_side:
+        return image, 1.0, 1.0
+    s = max_side / max(h, w)
+    nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
+    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    return small, w / nw, h / nh
 
 
 def _to_input(patches: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -426,23 +445,30 @@ class MTCNN(nn.Module):
             the CPU, as the reference did).
         weights_dir: folder with pnet/rnet/onet.lz4; default the installed mtcnn package.
         chunk: crops per R-Net/O-Net forward (bounds memory).
+        max_side: 0 (off) or the longest side (px) an image is detected at: larger images are shrunk
+            with cv2.INTER_AREA first and their faces (boxes, landmarks) scaled back to the image's
+            pixels. ``min_face_size`` then counts in pixels of the shrunk image. Time goes roughly
+            with the pixels detected on, so 1920x1080 at 960 takes about a quarter of the time.
     """
 
     def __init__(self, min_face_size: float = 20.0, scale_factor: float = 0.709,
                  thresholds: Sequence[float] = (0.6, 0.7, 0.7),
                  nms_thresholds: Sequence[float] = (0.5, 0.7, 0.7, 0.7),
-                 device=None, weights_dir=None, chunk: int = 1024):
+                 device=None, weights_dir=None, chunk: int = 1024, max_side: int = 0):
         super().__init__()
         if min_face_size <= 0 or not (0.0 < scale_factor < 1.0):
             raise ValueError(f"need min_face_size > 0 and 0 < scale_factor < 1, got {min_face_size}, {scale_factor}")
         if len(thresholds) != 3 or len(nms_thresholds) != 4:
             raise ValueError("thresholds needs 3 values (P, R, O) and nms_thresholds 4")
+        if max_side < 0 or int(max_side) != max_side:
+            raise ValueError(f"max_side must be 0 (off) or a positive integer, got {max_side}")
         self.pnet, self.rnet, self.onet = (fold_input_normalization(net) for net in load_mtcnn_nets(weights_dir))
         self.min_face_size = float(min_face_size)
         self.scale_factor = float(scale_factor)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.nms_thresholds = tuple(float(t) for t in nms_thresholds)
         self.chunk = int(chunk)
+        self.max_side = int(max_side)
         self.device = resolve_device(str(device) if device is not None else None)
         self.to(self.device, memory_format=torch.channels_last).eval()
         for p in self.parameters():
@@ -456,8 +482,10 @@ class MTCNN(nn.Module):
 
     @torch.inference_mode()
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces per image, most probable first. Images of the same size run as one batch."""
-        arrays = [_as_rgb(image, i) for i, image in enumerate(images)]
+        """Faces per image, most probable first, in the image's pixels. Images of the same size (after
+        the ``max_side`` shrink) run as one batch."""
+        fitted = [fit_max_side(_as_rgb(image, i), self.max_side) for i, image in enumerate(images)]
+        arrays = [image for image, _, _ in fitted]
         results: list[list[Face]] = [[] for _ in arrays]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(arrays):
@@ -466,6 +494,9 @@ class MTCNN(nn.Module):
             frames = np.stack([arrays[i] for i in members])  # (N, H, W, 3)
             for local, faces in enumerate(self._cascade(frames)):
                 results[members[local]] = faces
+        for i, (_, sx, sy) in enumerate(fitted):
+            if sx != 1.0 or sy != 1.0:
+                results[i] = [face.scaled(sx, sy) for face in results[i]]
         return results
 
     # stages ----------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ import pytest
 from data import bbox as stage
 from data.boxes import read_box
 from data.frames import split_dirs
-from data.mtcnn import (MTCNN, Face, MTCNNWeightsError, ONet, PNet, RNet, _read_weight_list, load_keras_weights,
-                        mtcnn_weights_dir, select_face)
+from data.mtcnn import (MTCNN, Face, MTCNNWeightsError, ONet, PNet, RNet, _read_weight_list, fit_max_side,
+                        load_keras_weights, mtcnn_weights_dir, select_face)
 from utils.io import SkipReport
 
 
@@ -300,3 +300,121 @@ def test_several_splits_and_missing_tree(tmp_path, samples_dir):
     assert (root / "logs" / "bbox_train_dev" / "summary.json").is_file()
     code, _ = _run(root, "--splits", "train", "test")  # no test_img_flod: the user must act
     assert code == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# --max-side: full-HD frames detected shrunk, boxes in full-frame pixels
+
+
+@pytest.fixture(scope="module")
+def hd_frame(samples_dir) -> np.ndarray:
+    """A 1920x1080 RGB frame as OULU-NPU's: the live sample (480 wide, 640 high) scaled x2, rows
+    100-1179 kept, widened by replicating its edge columns (no mirrored second face), passed through
+    JPEG as the stage reads its frames. The face is about 350 x 500 px."""
+    big = cv2.resize(cv2.imread(str(samples_dir / "image_T1.jpg")), (960, 1280), interpolation=cv2.INTER_CUBIC)
+    frame = cv2.copyMakeBorder(big[HD_OFFSET[1]:HD_OFFSET[1] + 1080], 0, 0, HD_OFFSET[0], HD_OFFSET[0],
+                               cv2.BORDER_REPLICATE)
+    assert frame.shape == (1080, 1920, 3)
+    frame = cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])[1], cv2.IMREAD_COLOR)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+HD_OFFSET = (480, 100)  # columns added left (and right) of the x2 photo, rows cut off its top
+
+
+@pytest.fixture(scope="module")
+def hd_full_face(fast_detector, hd_frame) -> Face:
+    face = select_face(fast_detector.detect(hd_frame))
+    assert face is not None
+    return face
+
+
+def test_fit_max_side_shrinks_only_larger_images():
+    image = np.zeros((333, 1000, 3), np.uint8)
+    for max_side in (0, 1000, 4000):
+        same, sx, sy = fit_max_side(image, max_side)
+        assert same is image and (sx, sy) == (1.0, 1.0)
+    small, sx, sy = fit_max_side(image, 640)
+    assert small.shape == (213, 640, 3)
+    assert (sx, sy) == (1000 / 640, 333 / 213)  # per axis: the rounded short side keeps its own factor
+    tall, sx, sy = fit_max_side(np.zeros((1920, 1080, 3), np.uint8), 960)
+    assert tall.shape == (960, 540, 3) and (sx, sy) == (2.0, 2.0)
+    with pytest.raises(ValueError, match="max_side"):
+        MTCNN(max_side=-1, device="cpu")
+
+
+def test_max_side_box_close_to_full_resolution(hd_frame, hd_full_face):
+    """Shrunk x3 to 640x360, the face (about 350 x 500 px) comes back in full-frame pixels within a few
+    percent of its size of the full-resolution detection, landmarks too."""
+    full = hd_full_face
+    x1, y1, x2, y2 = (v * 2 for v in SAMPLE_FACES["image_T1.jpg"])
+    expected = (x1 + HD_OFFSET[0], y1 - HD_OFFSET[1], x2 + HD_OFFSET[0], y2 - HD_OFFSET[1])
+    assert _iou((full.x1, full.y1, full.x2, full.y2), expected) > 0.6, full
+    shrunk = MTCNN(min_face_size=40, device="cpu", max_side=640)
+    face = select_face(shrunk.detect(hd_frame))
+    assert face is not None and face.score > 0.95
+    size = max(full.width, full.height)
+    assert size > 300
+    np.testing.assert_allclose((face.x1, face.y1, face.x2, face.y2), (full.x1, full.y1, full.x2, full.y2),
+                               rtol=0, atol=0.04 * size)
+    np.testing.assert_allclose(face.landmarks, full.landmarks, rtol=0, atol=0.04 * size)
+    box, ref = face.to_box(), full.to_box()
+    assert abs(box.w - ref.w) <= 0.05 * ref.w and abs(box.h - ref.h) <= 0.05 * ref.h
+    # the same shrink by hand: the detector's result is that detection times 3, not the shrunk pixels
+    small = cv2.resize(hd_frame, (640, 360), interpolation=cv2.INTER_AREA)
+    by_hand = select_face(MTCNN(min_face_size=40, device="cpu").detect(small))
+    np.testing.assert_allclose((face.x1, face.y1, face.x2, face.y2),
+                               np.array((by_hand.x1, by_hand.y1, by_hand.x2, by_hand.y2)) * 3, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(face.landmarks, by_hand.landmarks * 3, rtol=0, atol=1e-3)
+
+
+def test_max_side_off_or_not_exceeded_changes_nothing(fast_detector, hd_frame, hd_full_face):
+    for max_side in (0, 1920):
+        faces = MTCNN(min_face_size=40, device="cpu", max_side=max_side).detect(hd_frame)
+        face = select_face(faces)
+        assert (face.x1, face.y1, face.x2, face.y2, face.score) == \
+            (hd_full_face.x1, hd_full_face.y1, hd_full_face.x2, hd_full_face.y2, hd_full_face.score)
+        np.testing.assert_array_equal(face.landmarks, hd_full_face.landmarks)
+
+
+def test_stage_max_side_writes_full_frame_boxes(tmp_path, samples_dir, hd_frame, hd_full_face, finished):
+    """A full-HD frame and a small one (240x320, under --max-side) in one run: the first box is in
+    full-frame pixels, the second is byte for byte what the run without --max-side wrote."""
+    root = _make_tree(tmp_path, samples_dir, {"1_1_01_1": ["T1"]})
+    hd_dir = split_dirs(root, "train")["img"] / "1_1_02_1"
+    hd_dir.mkdir()
+    cv2.imwrite(str(hd_dir / "1_1_02_1_1_scene.jpg"), cv2.cvtColor(hd_frame, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 100])  # hd_frame already went through JPEG; q100 keeps it near
+    code, summary = _run(root, "--max-side", "640", "--out-dir", str(tmp_path / "run"))
+    assert code == 0 and summary["boxes"] == 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["max_side"] == 640
+    bbox_root = split_dirs(root, "train")["bbox"]
+    small_name = "1_1_01_1/1_1_01_1_1_scene.dat"
+    assert (bbox_root / small_name).read_bytes() == _outputs(finished[0])[small_name]
+    box, ref = read_box(bbox_root / "1_1_02_1" / "1_1_02_1_1_scene.dat"), hd_full_face.to_box()
+    size = max(ref.w, ref.h)
+    assert np.abs(np.subtract((box.x, box.y, box.x + box.w, box.y + box.h),
+                              (ref.x, ref.y, ref.x + ref.w, ref.y + ref.h))).max() <= 0.04 * size, (box, ref)
+
+
+def test_stage_rejects_negative_max_side(tmp_path, samples_dir):
+    root = _make_tree(tmp_path, samples_dir, {"1_1_01_1": ["T1"]})
+    assert _run(root, "--max-side", "-1")[0] == 2
+
+
+def test_predict_detects_with_max_side(tmp_path, hd_frame, hd_full_face):
+    """predict.py's FaceCropper takes the stage's --max-side: full-frame boxes from a shrunk detection."""
+    import predict
+    from DUM.inference import FaceCropper
+
+    # boxes() needs no depth maps: any truthy estimator keeps MediaPipe from loading
+    cropper = FaceCropper(max_side=640, depth_estimator=object())
+    assert cropper.detector.max_side == 640
+    [[box]] = cropper.boxes([cv2.cvtColor(hd_frame, cv2.COLOR_RGB2BGR)])
+    ref = hd_full_face.to_box()
+    assert abs(box.x - ref.x) <= 0.04 * ref.w and abs(box.w - ref.w) <= 0.05 * ref.w and box.h > 300
+    assert predict.build_parser().parse_args(["a.jpg", "--checkpoint", "m.pt"]).max_side == 0
+    with pytest.raises(SystemExit) as exc:
+        predict.main(["a.jpg", "--checkpoint", "m.pt", "--max-side", "-1", "--out-dir", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "--max-side must be 0" in (tmp_path / "log.txt").read_text()
