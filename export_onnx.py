@@ -37,7 +37,7 @@ from DUM.inference import FaceCropper, collect_inputs, load_torch_model, normali
 from networks.cdc import Conv2d_cd, set_cdc_fold
 from utils.checkpoint import CheckpointError
 from utils.io import InputError, atomic_write_bytes, read_image
-from utils.run import save_config, setup_logging
+from utils.run import run_stage, save_config, setup_logging
 
 log = logging.getLogger("export_onnx")
 
@@ -267,11 +267,7 @@ def main(argv=None) -> dict:
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.out).resolve().parent
     setup_logging(out_dir, filename=f"{Path(args.out).name}.export.log")
     save_config(args, out_dir, filename=f"{Path(args.out).name}.export.json")
-    try:
-        summary = run(args)
-    except (InputError, CheckpointError, ValueError) as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
+    summary = run_stage(run, args, errors=(CheckpointError, ValueError,))
     if not summary["check"]["ok"]:
         raise SystemExit(1)
     return summary

@@ -22,8 +22,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.io import InputError  # noqa: E402
-from utils.run import save_config, setup_logging  # noqa: E402
+  # noqa: E402
+from utils.run import run_stage, save_config  # noqa: E402
 
 log = logging.getLogger("generated")
 
@@ -61,12 +61,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    setup_logging(args.out_path)
-    try:
-        return run(args)
-    except (InputError, CheckpointError) as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
+    return run_stage(run, args, args.out_path, errors=(CheckpointError,))
 
 
 if __name__ == "__main__":

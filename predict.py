@@ -35,7 +35,7 @@ from DUM.inference import (DECISION_RULE, JPEG_QUALITY, TEST_SCALE, FaceCropper,
                            torch_threads)
 from utils.checkpoint import CheckpointError
 from utils.io import InputError, SkipReport, atomic_imwrite, atomic_write_text
-from utils.run import resolve_device, save_config, setup_logging
+from utils.run import resolve_device, run_stage, save_config
 
 log = logging.getLogger("predict")
 
@@ -223,12 +223,7 @@ def predict_files(args, files, out_dir: Path, device) -> dict:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    setup_logging(args.out_dir)
-    try:
-        summary = run(args)
-    except (InputError, CheckpointError) as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
+    summary = run_stage(run, args, args.out_dir, errors=(CheckpointError,))
     if summary["faces_scored"] == 0:
         log.error("nothing could be scored (see %s)", Path(args.out_dir) / "skipped.csv")
         raise SystemExit(1)

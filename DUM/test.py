@@ -43,7 +43,7 @@ from networks import build_depth_net
 from networks.cdcn_u import load_pretrained, state_dict_from_checkpoint
 from utils.checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint
 from utils.io import InputError, SkipReport, atomic_write_json, atomic_write_text
-from utils.run import resolve_device, save_config, setup_logging
+from utils.run import resolve_device, run_stage, save_config
 
 log = logging.getLogger("DUM.test")
 
@@ -204,12 +204,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    setup_logging(Path(args.out_dir or f"CDCN_U_P{args.protocol}_test"))
-    try:
-        return run(args)
-    except (InputError, CheckpointError) as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
+    return run_stage(run, args, Path(args.out_dir or f"CDCN_U_P{args.protocol}_test"), errors=(CheckpointError,))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from networks import build_depth_net
 from utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, unwrap
 from utils.dist import barrier, cleanup, init_distributed
 from utils.io import InputError, SkipReport, atomic_write_text
-from utils.run import config_dict, git_sha, save_config, setup_logging
+from utils.run import config_dict, git_sha, run_stage, save_config, setup_logging
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state
 
 log = logging.getLogger("DUM.train")
@@ -309,11 +309,7 @@ def threshold_info(dev: dict, epoch: int) -> dict:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (InputError, CheckpointError) as exc:
-        logging.getLogger("DUM.train").error("%s", exc)
-        raise SystemExit(2) from None
+    return run_stage(run, args, errors=(CheckpointError,))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from data.boxes import write_box
 from data.frames import SPLITS, box_name, list_frames, list_videos, split_dirs
 from data.mtcnn import MTCNN, select_face
 from utils.io import InputError, SkipReport, atomic_write_json, atomic_write_text, read_image
-from utils.run import parse_shard, save_config, select_shard, setup_logging
+from utils.run import parse_shard, run_stage, save_config, select_shard
 
 log = logging.getLogger(__name__)
 
@@ -288,12 +288,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    setup_logging(default_out_dir(args))
-    try:
-        summary = run(args)
-    except InputError as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
+    summary = run_stage(run, args, default_out_dir(args))
     if summary["unreadable"]:
         log.error("%d frames could not be read; they are listed in %s", summary["unreadable"],
                   summary["skipped_csv"])

@@ -35,6 +35,7 @@ from data.boxes import read_box
 from data.face_depth import FaceDepthEstimator  # also re-exported for old ``from data.depth import`` callers
 from data.frames import SPLITS, box_name, depth_name, frame_name, list_frames, list_videos, split_dirs
 from utils.io import InputError, SkipReport, atomic_imwrite, atomic_write_bytes, atomic_write_json, read_image
+from utils.run import parse_shard, run_stage, save_config, select_shard
 
 logger = logging.getLogger(__name__)
 
@@ -185,10 +186,6 @@ def import_prnet(src, dirs: dict, videos, report: SkipReport, jpeg_quality: int 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # utils.run imports torch; importing it here, not at the top, keeps library users and the
-    # --workers processes (which only need FaceDepthEstimator) from paying seconds for it
-    from utils.run import parse_shard
-
     p = argparse.ArgumentParser(description="Dense face depth maps (PRNet convention) from the MediaPipe "
                                             "face mesh, for every frame of a split; or import PRNet maps.")
     p.add_argument("--data-root", type=Path, default=Path("oulu_images"),
@@ -230,7 +227,6 @@ def default_out_dir(args) -> Path:
 def run(args) -> dict:
     """Compute (or import) the depth maps of one split; returns the counts written to summary.json."""
     from tqdm.contrib.logging import logging_redirect_tqdm
-    from utils.run import save_config, select_shard
 
     out_dir = Path(args.out_dir) if args.out_dir is not None else default_out_dir(args)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -296,15 +292,8 @@ def _compute(args, dirs: dict, videos: list, report: SkipReport) -> dict:
 
 
 def main(argv=None) -> dict:
-    from utils.run import setup_logging
-
     args = build_parser().parse_args(argv)
-    setup_logging(args.out_dir if args.out_dir is not None else default_out_dir(args))
-    try:
-        return run(args)
-    except InputError as err:
-        logger.error("%s", err)
-        raise SystemExit(2) from None
+    return run_stage(run, args, args.out_dir if args.out_dir is not None else default_out_dir(args))
 
 
 if __name__ == "__main__":

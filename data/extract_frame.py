@@ -33,7 +33,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data.frames import SPLITS, frame_name, split_dirs
 from utils.io import InputError, SkipReport, atomic_imwrite, atomic_write_json
-from utils.run import parse_shard, save_config, select_shard, setup_logging
+from utils.run import parse_shard, run_stage, save_config, select_shard
 
 log = logging.getLogger(__name__)
 
@@ -222,12 +222,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    setup_logging(default_out_dir(args))
-    try:
-        summary = run(args)
-    except InputError as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
+    summary = run_stage(run, args, default_out_dir(args))
     if summary["frames"] == 0:
         log.error("no video could be decoded; see %s", summary["skipped_csv"])
         raise SystemExit(1)

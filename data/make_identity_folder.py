@@ -24,7 +24,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from data.boxes import crop_face, read_box
 from data.frames import SPLITS, box_name, split_dirs
 from utils.io import InputError, SkipReport, atomic_imwrite, read_image
-from utils.run import save_config, setup_logging
+from utils.run import run_stage, save_config, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,7 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     setup_logging(run_dir(args))
     save_config(args, run_dir(args))
-    try:
-        return run(args)
-    except InputError as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
+    return run_stage(run, args)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from data.boxes import read_box
 from data.frames import SPLITS, box_name, list_frames, split_dirs
 from data.protocols import ProtocolItem, describe, filter_split, read_protocol
 from utils.io import InputError, SkipReport, atomic_write_json, atomic_write_text
-from utils.run import save_config, setup_logging
+from utils.run import run_stage, save_config
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +168,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    setup_logging(default_out_dir(args))
-    try:
-        return run(args)
-    except InputError as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
+    return run_stage(run, args, default_out_dir(args))
 
 
 if __name__ == "__main__":

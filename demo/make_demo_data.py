@@ -62,7 +62,7 @@ from demo.attacks import _PRINTERS, print_sheet  # noqa: F401
 from demo.builder import FILE_KIND, DemoBuilder, VideoSpec, assign_users, split_users  # noqa: F401
 from demo.render import Portrait, UserLook, analyse_portraits, builtin_images, read_portrait_file
 from utils.io import InputError, atomic_write_text
-from utils.run import save_config, setup_logging
+from utils.run import run_stage, save_config
 
 log = logging.getLogger(__name__)
 
@@ -289,12 +289,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    setup_logging(args.out)
-    try:
-        return run(args)
-    except InputError as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
+    return run_stage(run, args, args.out)
 
 
 if __name__ == "__main__":

@@ -77,21 +77,19 @@ def cleanup() -> None:
 
 def run_training_stage(args, train_fn, user_errors: tuple = ()) -> dict:
     """``main()`` of a script that runs alone or under torchrun: join the process group, log per rank,
-    rank 0 writes ``config.json``, a user error (bad input, missing file) exits 2 with its message,
+    rank 0 writes ``config.json``, a user error exits 2 with its message (``utils.run.run_stage``),
     and the group is always torn down. ``train_fn(args, dist_info)`` does the work."""
-    import logging
-
-    from utils.io import InputError
-    from utils.run import save_config, setup_logging
+    from utils.run import run_stage, save_config, setup_logging
 
     dist_info = init_distributed(args.device)
     setup_logging(args.out_dir, rank=dist_info.rank)
-    try:
+
+    def work(a):
         if dist_info.is_main:
-            save_config(args, args.out_dir)
-        return train_fn(args, dist_info)
-    except (InputError, *user_errors) as exc:
-        logging.getLogger("main").error("%s", exc)
-        raise SystemExit(2) from None
+            save_config(a, a.out_dir)
+        return train_fn(a, dist_info)
+
+    try:
+        return run_stage(work, args, errors=user_errors)
     finally:
         cleanup()

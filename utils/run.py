@@ -106,3 +106,18 @@ def select_shard(items: Sequence[T], shard: tuple[int, int]) -> list[T]:
     """Every N-th item starting at K-1: shards are disjoint and together cover ``items``."""
     k, n = shard
     return list(items[k - 1::n])
+
+
+def run_stage(run_fn, args, log_dir=None, errors: tuple = (), log_file: str = "log.txt"):
+    """The body of a stage script's ``main()``: log to the console and ``<log_dir>/<log_file>`` (when
+    ``log_dir`` is given), call ``run_fn(args)``, and turn a user error (InputError, plus ``errors``
+    such as CheckpointError) into its message and exit status 2 instead of a traceback."""
+    from utils.io import InputError
+
+    if log_dir is not None:
+        setup_logging(log_dir, filename=log_file)
+    try:
+        return run_fn(args)
+    except (InputError, *errors) as exc:
+        logging.getLogger(getattr(run_fn, "__module__", None) or "main").error("%s", exc)
+        raise SystemExit(2) from None

@@ -42,7 +42,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from data.boxes import crop_face, read_box
 from data.frames import SPLITS, box_name, depth_name, list_frames, list_videos, split_dirs
 from utils.io import InputError, SkipReport, atomic_imwrite, atomic_write_bytes, read_image
-from utils.run import parse_shard, save_config, select_shard, setup_logging
+from utils.run import parse_shard, run_stage, save_config, select_shard
 
 log = logging.getLogger("DUM.crop_dataset")
 
@@ -180,12 +180,7 @@ def run(args) -> dict:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    setup_logging(log_dir(args))
-    try:
-        return run(args)
-    except InputError as exc:
-        log.error("%s", exc)
-        raise SystemExit(2) from None
+    return run_stage(run, args, log_dir(args))
 
 
 if __name__ == "__main__":
