@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
-from utils.io import InputError, atomic_write_text
+from utils.io import InputError, atomic_write_text, read_text_file
 
 CSV_HEADER = ("video_id", "label", "attack_type", "score")
 DEFAULT_ATTACK_TYPE = "attack"  # two-column files carry no attack type
@@ -123,12 +123,7 @@ def read_scores(path, fmt: str | None = None) -> list[ScoreRow]:
     fmt = "auto" if fmt in (None, "auto") else fmt
     if fmt not in FORMATS:
         raise ValueError(f"unknown score format {fmt!r}; one of {FORMATS}")
-    if not path.is_file():
-        raise InputError(f"{path}: no such score file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not a text file ({exc})") from None
+    text = read_text_file(path, "no such score file")
     lines = text.splitlines()
     if fmt == "auto":
         fmt = _detect_format(path, lines)

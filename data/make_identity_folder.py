@@ -23,7 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data.boxes import crop_face, read_box
 from data.frames import SPLITS, box_name, split_dirs
-from utils.io import InputError, SkipReport, atomic_imwrite, read_image
+from utils.io import InputError, SkipReport, atomic_imwrite, read_image, read_text_file
 from utils.run import run_stage, save_config, setup_logging
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_list(path: Path) -> list[tuple[str, str]]:
     """(relative frame path, user) per line; a malformed line is an error naming file and line."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such training list (run data/make_train_list.py first)")
+    text = read_text_file(path, "no such training list (run data/make_train_list.py first)")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()

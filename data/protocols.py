@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
-from utils.io import InputError, atomic_write_text
+from utils.io import InputError, atomic_write_text, read_text_file
 
 log = logging.getLogger(__name__)
 
@@ -266,14 +266,7 @@ def parse_protocol_text(text: str, source: str = "<protocol>") -> list[ProtocolI
 
 def read_protocol(path) -> list[ProtocolItem]:
     """Read an OULU-NPU or CSV protocol file; InputError "file:line: reason" on any malformed line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: protocol file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not a text file ({exc})") from None
-    return parse_protocol_text(text, str(path))
+    return parse_protocol_text(read_text_file(path, "protocol file not found"), str(path))
 
 
 # ---------------------------------------------------------------------------------------------------

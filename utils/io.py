@@ -73,6 +73,18 @@ def atomic_imwrite(path, image: np.ndarray, jpeg_quality: int = 95) -> None:
     _atomic_write(path, buf.tobytes())
 
 
+def read_text_file(path, missing: str) -> str:
+    """UTF-8 text of a list/protocol/score file; InputError naming the file when it is missing
+    (``missing`` says what should be there) or not text."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {missing}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a text file ({exc})") from None
+
+
 def read_image(path, grey: bool = False) -> np.ndarray:
     """Read an image as BGR (or grey) uint8; raise InputError naming the file if it is unreadable."""
     import cv2
