@@ -21,8 +21,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from data.protocol_args import default_out_dir, generated_list_name, generated_prefix, is_oulu  # noqa: E402
+from data.protocol_args import protocol_arg, resolve_list  # noqa: E402
 from utils.checkpoint import CheckpointError  # noqa: E402
-  # noqa: E402
 from utils.run import run_stage, save_config  # noqa: E402
 
 log = logging.getLogger("generated")
@@ -31,17 +32,29 @@ log = logging.getLogger("generated")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--checkpoint", default="model_oulu_p1/last.pt", help="generator checkpoint written by train_generator.py")
+    a("--checkpoint", default=None,
+      help="generator checkpoint written by train_generator.py (default model_oulu_p<P>/last.pt, "
+           "runs/<csv stem>/generator/last.pt for a CSV)")
     a("--num-pairs", type=int, default=34650, help="live/spoof pairs to draw (350 folders x 99 = the shipped Train_g.txt)")
     a("--frames-per-folder", type=int, default=99, help="pairs per generated folder (ids 1..F; the DUM loader picks 1..99)")
-    a("--protocol", default="1", help="OULU protocol number: generated ids are p<P>_0_<d>_<k>")
+    a("--protocol", type=protocol_arg, default=1,
+      help="OULU-NPU protocol 1-4 (generated ids p<P>_0_<d>_<k>) or a CSV protocol (ids p0_0_<d>_<k>)")
+    a("--fold", type=int, default=None, help="fold 1-6 of OULU-NPU protocols 3 and 4")
     a("--crop-root", default="oulu_images_crop", help="crop tree the depth network reads (train_img_flod/, train_depth_flod/)")
-    a("--protocol-in", default="oulu_images/protocols/Protocol_1/Train.txt", help="training protocol of the real videos")
-    a("--protocol-out", default="oulu_images_crop/protocols/Protocol_1/Train_g.txt", help="merged protocol to write")
-    a("--out-path", default="fake_images/oulu_p1", help="run folder (config, log, skipped.csv) and --save-raw output")
+    a("--protocol-dir", default="oulu_images/protocols", help="folder holding Protocol_<p>/ (OULU-NPU only)")
+    a("--protocol-in", default=None,
+      help="training protocol of the real videos (default Protocol_<p>/Train[_<fold>].txt in --protocol-dir, "
+           "or the CSV itself)")
+    a("--protocol-out", default=None,
+      help="merged protocol to write (default <crop-root>/protocols/Protocol_<p>/Train_g[_<fold>].txt, "
+           "or <crop-root>/protocols/<csv stem>_g.csv, where DUM/train.py looks for it)")
+    a("--out-path", default=None,
+      help="run folder (config, log, skipped.csv) and --save-raw output "
+           "(default fake_images/oulu_p<P>, runs/<csv stem>/generated for a CSV)")
     a("--save-raw", action="store_true", help="also write the original layout p<P>_0_<n>/ (spoof), p<P>_1_<n>/ (live), ids 0..99")
     a("--output-size", type=int, default=256, help="saved image size (a smaller generator is resized up)")
-    a("--jpeg-quality", type=int, default=75, help="JPEG quality of the generated faces (75 = PIL's default, as the original)")
+    a("--jpeg-quality", type=int, default=95,
+      help="JPEG quality of the generated faces: 95 as the real crops (the original saved at PIL's 75)")
     a("--on-no-face", choices=("resample", "zero"), default="resample",
       help="live face without a face mesh: draw the pair again, or keep it with an all-zero depth label (reported)")
     a("--max-resample", type=int, default=10, help="redraws per pair before its folder is given up (reported)")
@@ -52,15 +65,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(args) -> dict:
-    from generation.sampling import generate
+def resolve_paths(args) -> None:
+    """Fill the paths left at their defaults from --protocol (original names for OULU-NPU)."""
+    tag = f"p{args.protocol}" + (f"_{args.fold}" if args.fold else "")
+    if args.checkpoint is None:
+        args.checkpoint = str(default_out_dir(args.protocol, args.fold, f"model_oulu_{tag}", "generator") / "last.pt")
+    if args.out_path is None:
+        args.out_path = str(default_out_dir(args.protocol, args.fold, f"fake_images/oulu_{tag}", "generated"))
 
+
+def resolve_protocols(args) -> None:
+    """--protocol-in/--protocol-out from --protocol when not given (checks the files exist)."""
+    if args.protocol_in is None:
+        args.protocol_in = str(resolve_list(args.protocol, "train", args.protocol_dir, args.fold))
+    if args.protocol_out is None:
+        sub = f"Protocol_{args.protocol}" if is_oulu(args.protocol) else ""
+        args.protocol_out = str(Path(args.crop_root) / "protocols" / sub / generated_list_name(args.protocol, args.fold))
+    args.prefix = generated_prefix(args.protocol)
+
+
+def run(args) -> dict:
+    from generation.sampling import generate  # deferred: loads torch, cv2 and MediaPipe
+
+    resolve_protocols(args)
     save_config(args, args.out_path)
     return generate(args)
 
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
+    resolve_paths(args)
     return run_stage(run, args, args.out_path, errors=(CheckpointError,))
 
 

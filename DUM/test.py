@@ -32,7 +32,9 @@ import logging
 import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from data.protocols import describe, filter_split, oulu_protocol_files, read_protocol
+from data.protocol_args import default_out_dir as protocol_out_dir
+from data.protocol_args import is_oulu, protocol_arg, resolve_list
+from data.protocols import describe, filter_split, read_protocol
 from DUM.dataset import DepthEvalDataset
 from DUM.engine import evaluate, original_format
 from DUM.metrics import evaluate as evaluate_metrics
@@ -57,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="best.pt/last.pt of DUM/train.py or the released CDCN_U_P1.pkl; '{fold}' is replaced by the fold")
     p.add_argument("--crop-root", default="oulu_images_crop", help="crop tree (dev_*_flod, test_*_flod)")
     p.add_argument("--protocol-dir", default=None, help="folder holding Protocol_<p>/ (default <crop-root>/protocols)")
-    p.add_argument("--protocol", type=int, default=1, choices=(1, 2, 3, 4), help="OULU-NPU protocol")
+    p.add_argument("--protocol", type=protocol_arg, default=1,
+                   help="OULU-NPU protocol 1-4, or a CSV protocol whose split column gives dev and test rows")
     folds = p.add_mutually_exclusive_group()
     folds.add_argument("--fold", type=int, default=None, help="one fold 1-6 of protocols 3/4")
     folds.add_argument("--all-folds", action="store_true", help="all six folds of protocols 3/4 (the default there)")
@@ -75,11 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-threshold", action="store_true",
                    help="also store the dev thresholds in the checkpoint (ours only; atomic rewrite)")
     p.add_argument("--no-plots", action="store_true", help="skip the ROC/DET/histogram PNGs")
-    p.add_argument("--out-dir", default=None, help="output folder (default CDCN_U_P<p>_test, the original name)")
+    p.add_argument("--out-dir", default=None,
+                   help="output folder (default CDCN_U_P<p>_test, the original name; runs/<csv stem>/test for a CSV)")
     return p
 
 
+def default_out_dir(args) -> Path:
+    if args.out_dir:
+        return Path(args.out_dir)
+    return protocol_out_dir(args.protocol, None, f"CDCN_U_P{args.protocol}_test", "test")
+
+
 def fold_list(args) -> list[int | None]:
+    if not is_oulu(args.protocol):
+        if args.fold is not None or args.all_folds:
+            raise InputError(f"--protocol {args.protocol} is a CSV protocol: it has no folds (drop --fold/--all-folds)")
+        return [None]
     if args.protocol in (1, 2):
         if args.fold is not None or args.all_folds:
             raise InputError(f"protocol {args.protocol} has no folds (drop --fold/--all-folds)")
@@ -92,10 +106,9 @@ def fold_list(args) -> list[int | None]:
 
 
 def lists_for(args, fold: int | None) -> tuple[Path, Path]:
-    if args.dev_list and args.test_list:
-        return Path(args.dev_list), Path(args.test_list)
-    files = oulu_protocol_files(Path(args.protocol_dir or Path(args.crop_root) / "protocols"), args.protocol, fold)
-    return Path(args.dev_list or files["dev"]), Path(args.test_list or files["test"])
+    folder = Path(args.protocol_dir or Path(args.crop_root) / "protocols")
+    return (resolve_list(args.protocol, "dev", folder, fold, args.dev_list),
+            resolve_list(args.protocol, "test", folder, fold, args.test_list))
 
 
 def load_model(args, path: Path, device: torch.device):
@@ -179,7 +192,7 @@ def store_threshold(path: Path, obj: dict, threshold: dict) -> None:
 
 def run(args) -> dict:
     folds = fold_list(args)
-    out_dir = Path(args.out_dir or f"CDCN_U_P{args.protocol}_test")
+    out_dir = default_out_dir(args)
     if args.save_threshold and len(folds) > 1 and "{fold}" not in str(args.checkpoint):
         raise InputError("--save-threshold with several folds needs one checkpoint per fold ('{fold}' in --checkpoint)")
     if len(folds) > 1 and "{fold}" not in str(args.checkpoint):
@@ -198,13 +211,13 @@ def run(args) -> dict:
     text = format_fold_summary(summary)
     atomic_write_json(out_dir / "summary.json", summary)
     atomic_write_text(out_dir / "summary.txt", text)
-    log.info("protocol %d, %d folds\n%s", args.protocol, len(results), text)
+    log.info("protocol %s, %d folds\n%s", args.protocol, len(results), text)
     return {"folds": results, "summary": summary}
 
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    return run_stage(run, args, Path(args.out_dir or f"CDCN_U_P{args.protocol}_test"), errors=(CheckpointError,))
+    return run_stage(run, args, default_out_dir(args), errors=(CheckpointError,))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ PYTHON="${PYTHON:-python}"
 CHECKPOINT="${CHECKPOINT:-DUM/checkpoint/CDCN_U_P1.pkl}"   # the released model's original location
 CROP_ROOT="${CROP_ROOT:-oulu_images_crop}"
 PROTOCOL="${PROTOCOL:-1}"
-OUT_DIR="${OUT_DIR:-CDCN_U_P${PROTOCOL}_test}"
+if [[ "${PROTOCOL}" =~ ^[0-9]+$ ]]; then OUT_DIR="${OUT_DIR:-CDCN_U_P${PROTOCOL}_test}"
+else OUT_DIR="${OUT_DIR:-runs/$(basename "${PROTOCOL%.*}")/test}"; fi   # a CSV protocol
 export CUDA_VISIBLE_DEVICES="${GPUS:-0}"
 
 exec "${PYTHON}" "${HERE}/test.py" --checkpoint "${CHECKPOINT}" --crop-root "${CROP_ROOT}" \

@@ -30,7 +30,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from data.protocols import describe, filter_split, oulu_file_name, oulu_protocol_dir, read_protocol
+from data.protocol_args import default_out_dir as protocol_out_dir
+from data.protocol_args import generated_list_name, protocol_arg, resolve_list
+from data.protocols import describe, filter_split, read_protocol
 from DUM.dataset import AugmentConfig, DepthEvalDataset, DepthTrainDataset
 from DUM.engine import LOSS_KEYS, dev_summary, evaluate, original_format, train_one_epoch
 from DUM.sampler import RealGeneratedBatchSampler
@@ -57,11 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("data")
     g.add_argument("--crop-root", default="oulu_images_crop", help="crop tree written by DUM/make_dataset/crop_dataset.py")
     g.add_argument("--protocol-dir", default=None, help="folder holding Protocol_<p>/ (default <crop-root>/protocols)")
-    g.add_argument("--protocol", type=int, default=1, choices=(1, 2, 3, 4), help="OULU-NPU protocol")
+    g.add_argument("--protocol", type=protocol_arg, default=1,
+                   help="OULU-NPU protocol 1-4, or a CSV protocol whose split column gives train and dev rows")
     g.add_argument("--fold", type=int, default=None, help="fold 1-6 of protocols 3 and 4")
     g.add_argument("--train-list", default="auto",
-                   help="training list; auto = Train_g[_<fold>].txt (with generated lines) if present, else Train[_<fold>].txt")
-    g.add_argument("--dev-list", default="auto", help="dev list for model selection; auto = Dev[_<fold>].txt")
+                   help="training list; auto = Train_g[_<fold>].txt / <csv stem>_g.csv (with generated lines) in the "
+                        "protocol folder if present, else Train[_<fold>].txt / the CSV's train rows")
+    g.add_argument("--dev-list", default="auto",
+                   help="dev list for model selection; auto = Dev[_<fold>].txt / the CSV's dev rows")
     g.add_argument("--on-missing", default="skip", choices=("skip", "error"),
                    help="videos/live frames lacking crops or depth maps: skip (listed in skipped.csv) or stop")
     g.add_argument("--erase-fill", default="mean", choices=("mean", "black"),
@@ -99,39 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_out_dir(args) -> Path:
+    """--out-dir, else CDCN_U_P<p>[_F<fold>] (the original --log name) or runs/<csv stem>/<model>."""
     if args.out_dir:
         return Path(args.out_dir)
-    return Path(f"{args.model.upper()}_P{args.protocol}" + (f"_F{args.fold}" if args.fold else ""))
-
-
-def _find(folder: Path, name: str) -> Path | None:
-    """``folder/name``, matching the name case-insensitively (copies of OULU-NPU differ in case)."""
-    if not folder.is_dir():
-        return None
-    hits = sorted(p for p in folder.iterdir() if p.name.lower() == name.lower() and p.is_file())
-    return hits[0] if hits else None
+    name = f"{args.model.upper()}_P{args.protocol}" + (f"_F{args.fold}" if args.fold else "")
+    return protocol_out_dir(args.protocol, args.fold, name, args.model)
 
 
 def protocol_lists(args) -> tuple[Path, Path]:
-    """(training list, dev list). Only these two names are ever looked up: never the test list."""
-    if args.protocol in (3, 4) and args.fold is None and "auto" in (args.train_list, args.dev_list):
-        raise InputError(f"protocol {args.protocol} has six folds: pass --fold 1..6")
-    folder = None
-    if "auto" in (args.train_list, args.dev_list):
-        folder = oulu_protocol_dir(Path(args.protocol_dir or Path(args.crop_root) / "protocols"), args.protocol)
-    if args.train_list != "auto":
-        train = Path(args.train_list)
-    else:
-        plain = oulu_file_name("train", args.fold)
-        with_gen = plain.replace("Train", "Train_g")  # Train_g.txt, Train_g_<fold>.txt (DATA_LAYOUT)
-        train = _find(folder, with_gen) or _find(folder, plain)
-        if train is None:
-            raise InputError(f"{folder}: neither {with_gen} nor {plain}")
-        if train.name.lower() == plain.lower():
-            log.warning("%s not found: training on real data only (%s)", with_gen, train)
-    dev = Path(args.dev_list) if args.dev_list != "auto" else _find(folder, oulu_file_name("dev", args.fold))
-    if dev is None:
-        raise InputError(f"{folder}: no {oulu_file_name('dev', args.fold)}")
+    """(training list, dev list). Only these two are ever looked up: never the test list."""
+    folder = Path(args.protocol_dir or Path(args.crop_root) / "protocols")
+    train = resolve_list(args.protocol, "train", folder, args.fold, args.train_list, prefer_generated=True)
+    with_gen = generated_list_name(args.protocol, args.fold)
+    if args.train_list == "auto" and train.name.lower() != with_gen.lower():
+        log.warning("%s not found in %s: training on real data only (%s)", with_gen, folder, train)
+    dev = resolve_list(args.protocol, "dev", folder, args.fold, args.dev_list)
     return train, dev
 
 

@@ -8,11 +8,15 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python}"
 CROP_ROOT="${CROP_ROOT:-oulu_images_crop}"          # written by DUM/make_dataset/crop_dataset.py
-PROTOCOL="${PROTOCOL:-1}"
+PROTOCOL="${PROTOCOL:-1}"                            # OULU-NPU 1-4 or a CSV protocol file
 FOLD="${FOLD:-}"                                     # 1..6 for protocols 3 and 4
 MODEL="${MODEL:-cdcn_u}"                             # cdcn_u | cdcn | cdcnpp
 GPUS="${GPUS:-0}"                                    # comma-separated; one process per GPU
-OUT_DIR="${OUT_DIR:-${MODEL^^}_P${PROTOCOL}${FOLD:+_F${FOLD}}}"
+if [[ "${PROTOCOL}" =~ ^[0-9]+$ ]]; then       # OULU-NPU number; a CSV protocol runs under runs/<csv stem>/
+  OUT_DIR="${OUT_DIR:-${MODEL^^}_P${PROTOCOL}${FOLD:+_F${FOLD}}}"
+else
+  OUT_DIR="${OUT_DIR:-runs/$(basename "${PROTOCOL%.*}")/${MODEL}}"
+fi
 
 export CUDA_VISIBLE_DEVICES="${GPUS}"
 IFS=',' read -r -a gpu_list <<< "${GPUS}"

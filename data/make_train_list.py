@@ -34,6 +34,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data.boxes import read_box
 from data.frames import SPLITS, box_name, list_frames, split_dirs
+from data.protocol_args import is_oulu, protocol_arg, protocol_tag, resolve_list
 from data.protocols import ProtocolItem, describe, filter_split, read_protocol
 from utils.io import InputError, SkipReport, atomic_write_json, atomic_write_text
 from utils.run import run_stage, save_config
@@ -45,9 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-root", default="oulu_images", help="holds <split>_img_flod/ and <split>_bbox_flod/")
-    p.add_argument("--protocol", default=None,
-                   help="training protocol, OULU or CSV (default <data-root>/protocols/Protocol_1/Train.txt)")
-    p.add_argument("--out", default="train_list/train_list_oulu_p1.txt", help="list file to write")
+    p.add_argument("--protocol", type=protocol_arg, default=1,
+                   help="OULU-NPU protocol 1-4 (its Train[_<fold>].txt under <data-root>/protocols/Protocol_<p>/), "
+                        "or a protocol file: OULU lines or a CSV (its rows of --split)")
+    p.add_argument("--fold", type=int, default=None, help="fold 1-6 of OULU-NPU protocols 3 and 4")
+    p.add_argument("--out", default=None,
+                   help="list file to write (default train_list/train_list_oulu_p<P>[_<fold>].txt; "
+                        "runs/<csv stem>/train_list.txt for a .csv protocol)")
     p.add_argument("--split", default="train", choices=SPLITS,
                    help="frame tree to read; for a CSV protocol with a split column, the rows used")
     p.add_argument("--frames-per-video", type=int, default=40, help="frames drawn per video (all when fewer)")
@@ -60,8 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_out(args) -> Path:
+    if args.out:
+        return Path(args.out)
+    if str(args.protocol).lower().endswith(".csv"):
+        return Path("runs") / protocol_tag(args.protocol) / "train_list.txt"
+    tag = f"p{args.protocol}" if is_oulu(args.protocol) else "p1"
+    return Path("train_list") / f"train_list_oulu_{tag}{f'_{args.fold}' if args.fold else ''}.txt"
+
+
 def default_out_dir(args) -> Path:
-    out = Path(args.out)
+    out = default_out(args)
     return Path(args.out_dir) if args.out_dir else out.parent / "logs" / out.stem
 
 
@@ -134,8 +148,9 @@ def build_lines(items: list[ProtocolItem], args, report: SkipReport) -> tuple[li
 def run(args) -> dict:
     if args.frames_per_video < 1:
         raise InputError(f"--frames-per-video must be >= 1, got {args.frames_per_video}")
-    if args.protocol is None:
-        args.protocol = str(Path(args.data_root) / "protocols" / "Protocol_1" / "Train.txt")
+    args.out = str(default_out(args))
+    if is_oulu(args.protocol):
+        args.protocol = str(resolve_list(args.protocol, args.split, Path(args.data_root) / "protocols", args.fold))
     img_dir = split_dirs(args.data_root, args.split)["img"]
     if not img_dir.is_dir():
         raise InputError(f"{img_dir}: no frame folder (run data/extract_frame.py --split {args.split})")

@@ -19,8 +19,8 @@ CSV format, for any other dataset: a header naming the columns ``path,label,atta
 and optionally ``split`` (any order), then one row per video. ``label`` is 1 bona fide / 0 attack;
 ``attack_type`` is the presentation attack instrument (free text, e.g. ``print``, ``replay``,
 ``mask``), empty for bona fide rows and required for attacks; ``split`` is train/dev/test or empty.
-The video id of a row is the last component of ``path`` without a video extension, which is the
-folder name ``data/extract_frame.py`` gives that video.
+The video id of a row is the last component of ``path`` without a video or image extension, which
+is the folder name ``data/extract_frame.py`` gives that row (a video, an image folder or one image).
 
 In both formats blank lines and lines starting with ``#`` are ignored, and a video listed twice is
 an error. Every error names the file and the line.
@@ -48,6 +48,7 @@ PAI = {1: "", 2: "print1", 3: "print2", 4: "replay1", 5: "replay2"}
 GENERATED = "generated"
 OULU_LABEL_TEXT = {"": "+1", "print": "-1", "replay": "-2"}  # what write_protocol uses for new items
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 CSV_COLUMNS = ("path", "label", "attack_type", "subject")
 SPLIT_NAMES = ("train", "dev", "test")
 
@@ -142,9 +143,9 @@ def oulu_pai(video_id: str) -> str:
 
 
 def video_id_from_path(path: str) -> str:
-    """Last path component without a video extension: the folder name of the video's frames."""
+    """Last path component without a video or image extension: the folder name of the row's frames."""
     name = str(path).strip().replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    if name.lower().endswith(VIDEO_SUFFIXES):
+    if name.lower().endswith(VIDEO_SUFFIXES + IMAGE_SUFFIXES):
         name = name[: name.rfind(".")]
     return name
 

@@ -149,7 +149,7 @@ class FolderGenerator:
         self.estimator, self.report, self.device = estimator, report, device
         dirs = split_dirs(args.crop_root, "train")
         self.img_dir, self.depth_dir = dirs["img"], dirs["depth"]
-        self.prefix = f"p{args.protocol}"
+        self.prefix = getattr(args, "prefix", None) or f"p{args.protocol}"
 
     def _draw(self, pairs: list[tuple[int, int]]):
         """[(pair index, attempt)] -> (spoof uint8 [n,S,S,3], live uint8 [n,S,S,3])."""

@@ -1,0 +1,92 @@
+"""One CSV protocol with a split column through DUM/train.py and DUM/test.py, and --protocol errors
+that name the flag to change (data/protocol_args.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import dum_testdata as td
+from data import protocol_args as pa
+from data.protocols import oulu_label_and_type
+from DUM import test as dum_test
+from DUM import train as dum_train
+from utils.io import InputError
+
+TINY = ["--image-size", "64", "--width", "0.25", "--batch-size", "8", "--ratio", "0.75", "--workers", "0",
+        "--device", "cpu", "--eval-start", "1", "--eval-every", "1", "--frame-batch", "4"]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory, samples_dir):
+    torch.set_num_threads(1)
+    return td.build_tree(tmp_path_factory.mktemp("csvproto"), samples_dir)
+
+
+def write_csv(path: Path, videos: dict, splits=("train", "dev", "test")) -> Path:
+    rows = ["path,label,attack_type,subject,split"]
+    for split in splits:
+        for video in videos[split]:
+            label, attack = oulu_label_and_type(video)
+            rows.append(f"clips/{video}.avi,{label},{attack},u{video.split('_')[2]},{split}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_protocol_arg_takes_numbers_and_files():
+    assert pa.protocol_arg("3") == 3 and pa.protocol_arg("data/my.csv") == "data/my.csv"
+    with pytest.raises(Exception, match="1-4"):
+        pa.protocol_arg("7")
+    assert pa.protocol_tag(3, 2) == "p3_2" and pa.protocol_tag("x/mydata.csv") == "mydata"
+    assert pa.default_out_dir(1, None, "CDCN_U_P1", "cdcn_u") == Path("CDCN_U_P1")
+    assert pa.default_out_dir("x/mydata.csv", None, "CDCN_U_P1", "cdcn_u") == Path("runs/mydata/cdcn_u")
+    assert pa.generated_prefix("x/mydata.csv") == "p0" and pa.generated_list_name("x/mydata.csv") == "mydata_g.csv"
+
+
+def test_one_csv_trains_and_tests(tree, tmp_path, monkeypatch):
+    """--protocol mydata.csv alone: train rows for training, dev rows for selection, test rows for testing;
+    outputs under runs/mydata/ and the CSV recorded instead of a protocol number."""
+    csv_path = write_csv(tmp_path / "mydata.csv", tree["videos"])
+    monkeypatch.chdir(tmp_path)
+    result = dum_train.main(["--crop-root", str(tree["crop_root"]), "--protocol", str(csv_path), *TINY,
+                             "--epochs", "1"])
+    out = tmp_path / "runs" / "mydata" / "cdcn_u"
+    assert Path(result["out_dir"]).resolve() == out
+    ckpt = torch.load(out / "best.pt", weights_only=True)
+    assert ckpt["config"]["protocol"] == str(csv_path)
+    assert ckpt["config"]["train_list"] == ckpt["config"]["dev_list"] == str(csv_path)
+    assert ckpt["dev_metrics"]["dev_videos"] == len(tree["videos"]["dev"])
+
+    metrics = dum_test.main(["--checkpoint", str(out / "best.pt"), "--crop-root", str(tree["crop_root"]),
+                             "--protocol", str(csv_path), "--workers", "0", "--device", "cpu", "--no-plots"])
+    saved = json.loads((tmp_path / "runs" / "mydata" / "test" / "metrics.json").read_text())
+    assert saved["inputs"]["protocol"] == str(csv_path) and saved["inputs"]["eval"] == str(csv_path)
+    assert metrics["inputs"]["dev"] == str(csv_path)
+
+
+def test_csv_with_generated_rows_is_preferred_for_training(tree, tmp_path):
+    csv_path = write_csv(tmp_path / "mydata.csv", tree["videos"])
+    protocols = tmp_path / "protocols"
+    protocols.mkdir()
+    args = dum_train.build_parser().parse_args(["--protocol", str(csv_path), "--protocol-dir", str(protocols)])
+    assert dum_train.protocol_lists(args) == (csv_path, csv_path)
+    (protocols / "mydata_g.csv").write_text(csv_path.read_text() + "p0_0_1_0,1,,,train\n")
+    assert dum_train.protocol_lists(args) == (protocols / "mydata_g.csv", csv_path)
+
+
+def test_errors_name_the_flag(tree, tmp_path):
+    no_dev = write_csv(tmp_path / "nodev.csv", tree["videos"], splits=("train", "test"))
+    with pytest.raises(InputError, match="no row with split 'dev'.*--dev-list"):
+        dum_train.protocol_lists(dum_train.build_parser().parse_args(["--protocol", str(no_dev)]))
+    with pytest.raises(InputError, match="--protocol missing.csv: no such file"):
+        dum_train.protocol_lists(dum_train.build_parser().parse_args(["--protocol", "missing.csv"]))
+    # OULU number, explicit dev list, no protocol folder: the error points at the flags to pass
+    dev = tree["crop_root"] / "protocols" / "Protocol_1" / "Dev.txt"
+    args = dum_test.build_parser().parse_args(["--checkpoint", "x.pt", "--crop-root", str(tmp_path),
+                                               "--dev-list", str(dev)])
+    with pytest.raises(InputError, match="--test-list FILE"):
+        dum_test.lists_for(args, None)
+    with pytest.raises(SystemExit):
+        dum_train.build_parser().parse_args(["--protocol", "5"])
