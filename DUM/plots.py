@@ -1,7 +1,7 @@
 """ROC, DET and score-histogram PNGs for a dev/eval pair of score lists (Agg backend, no display).
 
 Written by ``python -m DUM.metrics --out-dir`` and by DUM/test.py next to metrics.json; the numbers
-come from DUM.metrics, so the marked operating points match the report.
+come from the DUM.metrics package (which never imports this module), so the marked operating points match the report.
 """
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
-from DUM.metrics import evaluate, farfrr, ppndf, split_rows
+from DUM.metrics.evaluation import evaluate
+from DUM.metrics.splits import Split, split_rows
+from DUM.metrics.thresholds import farfrr, ppndf
 from DUM.scores import ScoreRow
 from utils.io import atomic_write_bytes
 
@@ -33,9 +35,6 @@ def plot_curves(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], out
                 result: dict | None = None) -> list[Path]:
     """Write ``{prefix}roc.png``, ``{prefix}det.png`` and ``{prefix}score_hist.png`` (Agg, no display):
     dev and eval pooled, eval per attack type, the dev EER and CDCN operating points marked."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if result is None:
@@ -48,16 +47,33 @@ def plot_curves(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], out
     if len(ev.attacks) > 1:
         curves += [(f"eval, {k}", v, ev.bona_fide, "--", 1.0) for k, v in ev.attacks.items()]
     op = farfrr(ev.pooled, ev.bona_fide, t_iso)
+    figures = {"roc.png": _roc_figure(curves, op, t_iso), "det.png": _det_figure(curves, op),
+               "score_hist.png": _hist_figure(dev, ev, t_iso, t_cdcn)}
     paths = []
-
-    def save(fig, name):
+    for name, fig in figures.items():
         path = out_dir / f"{prefix}{name}"
-        buf = io.BytesIO()
-        FigureCanvasAgg(fig).print_png(buf)
-        atomic_write_bytes(path, buf.getvalue())
+        _save_png(fig, path)
         paths.append(path)
+    return paths
 
-    fig = Figure(figsize=(6, 5), dpi=100)
+
+def _new_figure(size):
+    # matplotlib is imported here, not at the top: only runs that write curves pay for its import
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size, dpi=100)
+
+
+def _save_png(fig, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred with the figure, see _new_figure
+
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _roc_figure(curves, op, t_iso: float):
+    fig = _new_figure((6, 5))
     ax = fig.add_subplot()
     for label, neg, pos, style, width in curves:
         _, far, frr = empirical_curve(neg, pos)
@@ -70,9 +86,11 @@ def plot_curves(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], out
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("ROC")
-    save(fig, "roc.png")
+    return fig
 
-    fig = Figure(figsize=(6, 5), dpi=100)
+
+def _det_figure(curves, op):
+    fig = _new_figure((6, 5))
     ax = fig.add_subplot()
     for label, neg, pos, style, width in curves:
         _, far, frr = empirical_curve(neg, pos)
@@ -91,9 +109,11 @@ def plot_curves(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], out
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title("DET")
-    save(fig, "det.png")
+    return fig
 
-    fig = Figure(figsize=(10, 4), dpi=100)
+
+def _hist_figure(dev: Split, ev: Split, t_iso: float, t_cdcn: float):
+    fig = _new_figure((10, 4))
     every = np.concatenate([dev.bona_fide, dev.pooled, ev.bona_fide, ev.pooled])
     lo, hi = float(every.min()), float(every.max())
     bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 51)
@@ -107,5 +127,4 @@ def plot_curves(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], out
         ax.set_title(f"{name} scores")
         ax.set_xlabel("score (higher = more bona fide)")
         ax.legend(fontsize=7)
-    save(fig, "score_hist.png")
-    return paths
+    return fig

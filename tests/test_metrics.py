@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from DUM import metrics as M
+from DUM.metrics.command import main as metrics_main
 from utils.io import InputError
 
 THRESHOLD_KEYS = {"threshold", "roc_thresholds", "val_threshold", "best_test_threshold"}
@@ -408,7 +409,7 @@ def test_original_cdcn_score_files(tmp_path, ref, expected):
 
 def test_main_bob_files_prints_and_writes_everything(tmp_path, ref, expected, capsys):
     out = tmp_path / "run"
-    result = M.main(["--format", "bob", "--dev", str(ref / "dev-1.txt"), "--eval", str(ref / "test-1.txt"),
+    result = metrics_main(["--format", "bob", "--dev", str(ref / "dev-1.txt"), "--eval", str(ref / "test-1.txt"),
                      "--out-dir", str(out)])
     printed = capsys.readouterr().out
     exp = expected["bob-1"]
@@ -428,7 +429,7 @@ def test_main_bob_files_prints_and_writes_everything(tmp_path, ref, expected, ca
 
 def test_main_folds_mean_and_std(tmp_path, ref, expected, capsys):
     out = tmp_path / "folds"
-    res = M.main(["--format", "bob", "--dev", str(ref / "dev-1.txt"), str(ref / "dev-2.txt"),
+    res = metrics_main(["--format", "bob", "--dev", str(ref / "dev-1.txt"), str(ref / "dev-2.txt"),
                   "--eval", str(ref / "test-1.txt"), str(ref / "test-2.txt"), "--out-dir", str(out), "--no-plots"])
     assert "mean +- std over 2 folds" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
@@ -451,7 +452,7 @@ def test_main_rejects_bad_input_with_message(tmp_path, ref):
     bad = tmp_path / "bad.csv"
     bad.write_text("video_id,label,attack_type,score\nv1,1,,oops\n")
     with pytest.raises(SystemExit, match=r"bad\.csv:2:"):
-        M.main(["--dev", str(bad), "--eval", str(ref / "pai-scores-eval.csv")])
+        metrics_main(["--dev", str(bad), "--eval", str(ref / "pai-scores-eval.csv")])
 
 
 def test_command_subprocess(tmp_path, ref, expected, repo_root):
