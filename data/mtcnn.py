@@ -6,30 +6,21 @@ proposals, R-Net rescores and refines them on 24x24 crops, O-Net gives the final
 five landmarks on 48x48 crops. Box conventions (1-based boxes, ``+1`` widths after P-Net, squaring,
 flooring) and resizing (cv2.INTER_AREA, zero padding outside the frame) follow the reference release
 and the ``mtcnn`` package the original DSDG used, so that the weights see what they were trained on.
-On ``skimage.data.astronaut()`` and Grace Hopper the boxes land within 3 px of the PyTorch reference
-in DEPENDENCIES.md. Frames of one size run as one batch through every stage; the networks run on any
-torch device, resizing and cropping use cv2 on the CPU.
+On ``skimage.data.astronaut()`` and Grace Hopper the boxes land within 3 px of a PyTorch reference
+port (tests/test_bbox.py). Frames of one size run as one batch through every stage; the networks run
+on any torch device, resizing and cropping use cv2 on the CPU.
 
     detector = MTCNN(min_face_size=40)
     faces = detector.detect_batch([rgb_frame, ...])  # per frame: list of Face, most probable first
     box = select_face(faces[0]).to_box()             # data.boxes.Box(x, y, w, h, score)
 
-The weights are read from ``mtcnn==1.0.0``'s ``mtcnn/assets/weights/{pnet,rnet,onet}.lz4``
-(``joblib`` pickles of Keras weight lists). The package is located with ``importlib.util.find_spec``
-and never imported: its ``__init__`` imports TensorFlow (see ../shared/reference/DEPENDENCIES.md).
-Layout of those lists: convolution kernels HWIO, dense kernels (in, out), biases and PReLU slopes
-(C,) or (1, 1, C); the heads are told apart by their output width (2 face probability, 4 box
-regression, 10 landmarks). Keras flattens the last feature map in (W, H, C) order. ``joblib.load``
-unpickles, so only files from the installed package (or a folder the user names) are read.
+The networks live in networks/mtcnn.py, the conversion of the package's weights in
+data/mtcnn_weights.py; both are re-exported here.
 """
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import math
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -39,221 +30,10 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from data.boxes import Box
-from utils.io import InputError
+from data.mtcnn_weights import (INSTALL_HINT, WEIGHT_FILES, MTCNNWeightsError, load_keras_weights,  # noqa: F401
+                                load_mtcnn_nets, mtcnn_weights_dir)
+from networks.mtcnn import ONet, PNet, RNet, fold_input_normalization  # noqa: F401
 from utils.run import resolve_device
-
-WEIGHT_FILES = {"pnet": "pnet.lz4", "rnet": "rnet.lz4", "onet": "onet.lz4"}
-INSTALL_HINT = "pip install mtcnn==1.0.0"
-_HEAD_WIDTHS = {2: "prob", 4: "box", 10: "landmarks"}
-
-
-class MTCNNWeightsError(InputError):
-    """The MTCNN weights are missing or do not have the expected layout."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Networks
-
-
-def _face_prob(logits: torch.Tensor) -> torch.Tensor:
-    # softmax over (not face, face) along dim 1, face channel only: sigmoid of the difference
-    return torch.sigmoid(logits[:, 1] - logits[:, 0])
-
-
-class PNet(nn.Module):
-    """Proposal net: fully convolutional, 12x12 receptive field, stride 2. Input (N, 3, H, W) in [-1, 1]."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
-        # ceil_mode reproduces Keras' padding="same" max pooling (pads bottom/right only)
-        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
-        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
-        self.box = nn.Conv2d(32, 4, 1)
-        self.prob = nn.Conv2d(32, 2, 1)
-
-    body = ("conv1", "prelu1", "conv2", "prelu2", "conv3", "prelu3")
-    heads = ("box", "prob")
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
-        # face probability (N, h, w), box offsets (N, 4, h, w) in units of the 12 px cell
-        return _face_prob(self.prob(x)), self.box(x)
-
-
-def _flatten_whc(x: torch.Tensor) -> torch.Tensor:
-    # (N, C, H, W) -> (N, W*H*C): the order Keras' Permute((2, 1, 3)) + Flatten fed the dense layers
-    return x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
-
-
-class RNet(nn.Module):
-    """Refine net on 24x24 crops."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
-        self.pool2 = nn.MaxPool2d(3, 2)
-        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
-        self.fc4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)  # 576 = 3 * 3 * 64
-        self.box = nn.Linear(128, 4)
-        self.prob = nn.Linear(128, 2)
-
-    body = ("conv1", "prelu1", "conv2", "prelu2", "conv3", "prelu3", "fc4", "prelu4")
-    heads = ("box", "prob")
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.prelu3(self.conv3(x))
-        x = self.prelu4(self.fc4(_flatten_whc(x)))
-        return _face_prob(self.prob(x)), self.box(x)
-
-
-class ONet(nn.Module):
-    """Output net on 48x48 crops: probability, box offsets and 5 landmarks (x1..x5, y1..y5)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
-        self.pool2 = nn.MaxPool2d(3, 2)
-        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
-        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
-        self.fc5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)  # 1152 = 3 * 3 * 128
-        self.box = nn.Linear(256, 4)
-        self.landmarks = nn.Linear(256, 10)
-        self.prob = nn.Linear(256, 2)
-
-    body = ("conv1", "prelu1", "conv2", "prelu2", "conv3", "prelu3", "conv4", "prelu4", "fc5", "prelu5")
-    heads = ("box", "landmarks", "prob")
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.pool3(self.prelu3(self.conv3(x)))
-        x = self.prelu4(self.conv4(x))
-        x = self.prelu5(self.fc5(_flatten_whc(x)))
-        return _face_prob(self.prob(x)), self.box(x), self.landmarks(x)
-
-
-# --------------------------------------------------------------------------------------------------
-# Weights
-
-
-def _package_locations(name: str = "mtcnn") -> list[str]:
-    """Folders of the installed package ``name``, found without importing it.
-
-    When a script in data/ runs, data/ is first on sys.path and this very file is a top-level
-    module called ``mtcnn``: find_spec then returns it (not a package), so search the other
-    sys.path entries too."""
-    here = Path(__file__).resolve().parent
-    specs = []
-    try:
-        specs.append(importlib.util.find_spec(name))
-    except (ImportError, ValueError):
-        pass
-    others = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
-    specs.append(importlib.machinery.PathFinder.find_spec(name, others))
-    return [loc for spec in specs if spec is not None for loc in (spec.submodule_search_locations or [])]
-
-
-def mtcnn_weights_dir() -> Path:
-    """The ``assets/weights`` folder of the installed ``mtcnn`` package."""
-    for location in _package_locations():
-        folder = Path(location) / "assets" / "weights"
-        if folder.is_dir():
-            return folder
-    raise MTCNNWeightsError(
-        "the MTCNN weights ship in the 'mtcnn' package, which is not installed "
-        f"(or has no assets/weights folder): run `{INSTALL_HINT}` (only its weight files are used; "
-        "TensorFlow is not needed)")
-
-
-def _read_weight_list(path: Path) -> list[np.ndarray]:
-    import joblib  # a dependency of mtcnn; imported late so this module loads without it
-
-    if not path.is_file():
-        raise MTCNNWeightsError(f"{path}: MTCNN weight file missing; reinstall with `{INSTALL_HINT}`")
-    try:
-        arrays = joblib.load(path)
-    except Exception as exc:  # joblib raises many kinds (missing lz4, truncated file, ...)
-        raise MTCNNWeightsError(f"{path}: could not read MTCNN weights ({exc}); reinstall with `{INSTALL_HINT}`"
-                                " (reading .lz4 needs the 'lz4' package)") from exc
-    if not isinstance(arrays, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in arrays):
-        raise MTCNNWeightsError(f"{path}: expected a list of arrays (mtcnn 1.0.0 layout), got {type(arrays).__name__}")
-    return list(arrays)
-
-
-def _copy(param: torch.Tensor, value: np.ndarray, what: str) -> None:
-    tensor = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
-    if tuple(tensor.shape) != tuple(param.shape):
-        raise MTCNNWeightsError(f"{what}: shape {tuple(value.shape)} does not fit {tuple(param.shape)}")
-    with torch.no_grad():
-        param.copy_(tensor)
-
-
-def _take_dense_or_conv(layer: nn.Module, kernel: np.ndarray, bias: np.ndarray, what: str) -> None:
-    if isinstance(layer, nn.Conv2d):
-        if kernel.ndim != 4:
-            raise MTCNNWeightsError(f"{what}: expected a 4-d HWIO kernel, got shape {kernel.shape}")
-        kernel = kernel.transpose(3, 2, 0, 1)  # HWIO -> OIHW
-    else:
-        if kernel.ndim != 2:
-            raise MTCNNWeightsError(f"{what}: expected a 2-d (in, out) kernel, got shape {kernel.shape}")
-        kernel = kernel.T  # (in, out) -> (out, in)
-    _copy(layer.weight, kernel, what + " kernel")
-    _copy(layer.bias, bias.reshape(-1), what + " bias")
-
-
-def load_keras_weights(net: nn.Module, arrays: Sequence[np.ndarray], source: str = "<weights>") -> nn.Module:
-    """Copy a Keras ``get_weights()`` list into one of our nets, checking every shape."""
-    arrays = list(arrays)
-    pos = 0
-
-    def take(count: int, what: str) -> list[np.ndarray]:
-        nonlocal pos
-        if pos + count > len(arrays):
-            raise MTCNNWeightsError(f"{source}: ran out of arrays at {what} ({len(arrays)} arrays in the file)")
-        out = arrays[pos:pos + count]
-        pos += count
-        return out
-
-    for name in net.body:
-        layer = getattr(net, name)
-        what = f"{source}: {type(net).__name__}.{name}"
-        if isinstance(layer, nn.PReLU):
-            (slope,) = take(1, name)
-            _copy(layer.weight, slope.reshape(-1), what)
-        else:
-            kernel, bias = take(2, name)
-            _take_dense_or_conv(layer, kernel, bias, what)
-    done = set()
-    while pos < len(arrays):
-        kernel, bias = take(2, "heads")
-        head = _HEAD_WIDTHS.get(int(kernel.shape[-1]))
-        if head not in net.heads or head in done:
-            raise MTCNNWeightsError(f"{source}: unexpected head of width {kernel.shape[-1]} for {type(net).__name__}")
-        _take_dense_or_conv(getattr(net, head), kernel, bias, f"{source}: {type(net).__name__}.{head}")
-        done.add(head)
-    if done != set(net.heads):
-        raise MTCNNWeightsError(f"{source}: heads {sorted(set(net.heads) - done)} missing for {type(net).__name__}")
-    return net
-
-
-def load_mtcnn_nets(weights_dir=None) -> tuple[PNet, RNet, ONet]:
-    """The three nets with the packaged weights, in eval mode on the CPU."""
-    folder = Path(weights_dir) if weights_dir is not None else mtcnn_weights_dir()
-    nets = []
-    for key, cls in (("pnet", PNet), ("rnet", RNet), ("onet", ONet)):
-        path = folder / WEIGHT_FILES[key]
-        nets.append(load_keras_weights(cls(), _read_weight_list(path), str(path)).eval())
-    return tuple(nets)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -417,19 +197,6 @@ def _to_input(patches: np.ndarray, device: torch.device) -> torch.Tensor:
     """(N, h, w, 3) 0-255 -> (N, 3, h, w) float 0-255 in channels_last memory (the permuted NHWC
     buffer as is), the layout in which oneDNN runs these thin convolutions about twice as fast."""
     return torch.from_numpy(patches).to(device).permute(0, 3, 1, 2).float()
-
-
-def fold_input_normalization(net: nn.Module) -> nn.Module:
-    """Make ``net`` take raw 0-255 pixels: fold the reference's (x - 127.5) / 128 into conv1.
-
-    conv1 has no padding, so W(ax + b) + c = (aW)x + (c + b * sum W) holds exactly for every output;
-    this saves two full passes over every pyramid level and crop."""
-    conv = net.conv1
-    scale, shift = 0.0078125, -127.5 * 0.0078125
-    with torch.no_grad():
-        conv.bias.add_(shift * conv.weight.sum(dim=(1, 2, 3)))
-        conv.weight.mul_(scale)
-    return net
 
 
 class MTCNN(nn.Module):

@@ -1,4 +1,4 @@
-"""MTCNN in PyTorch (data/mtcnn.py) and the face-box stage (data/bbox.py) on real faces and bad input."""
+"""MTCNN in PyTorch (networks/mtcnn.py, data/mtcnn_weights.py, data/mtcnn.py) and the face-box stage (data/bbox.py) on real faces and bad input."""
 from __future__ import annotations
 
 import csv
@@ -16,8 +16,9 @@ import pytest
 from data import bbox as stage
 from data.boxes import read_box
 from data.frames import split_dirs
-from data.mtcnn import (MTCNN, Face, MTCNNWeightsError, ONet, PNet, RNet, _read_weight_list, fit_max_side,
-                        load_keras_weights, mtcnn_weights_dir, select_face)
+from data.mtcnn import MTCNN, Face, fit_max_side, select_face
+from data.mtcnn_weights import MTCNNWeightsError, _read_weight_list, load_keras_weights, mtcnn_weights_dir
+from networks.mtcnn import ONet, PNet, RNet
 from utils.io import SkipReport
 
 
