@@ -6,6 +6,7 @@ The commands themselves run in the other tests (each stage's ``main``) and in CI
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 import shlex
 from pathlib import Path
@@ -65,6 +66,8 @@ def test_readme_command_parses(line):
     module = target if kind == "module" else target[: -len(".py")].replace("/", ".")
     assert kind == "module" or (ROOT / target).is_file(), f"README names {target}, which does not exist"
     mod = importlib.import_module(module)
+    if kind == "module" and hasattr(mod, "__path__") and importlib.util.find_spec(f"{module}.command"):
+        mod = importlib.import_module(f"{module}.command")  # a package whose __main__ runs its command module
     if not hasattr(mod, "build_parser"):
         assert not args, f"{target} has no build_parser to check {args}"
         return
