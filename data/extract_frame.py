@@ -11,7 +11,13 @@ after every frame): a rerun skips those and redoes the rest, reusing frames alre
 written atomically) and removing stray temp files, so a killed run ends as an uninterrupted one.
 Unreadable, truncated or empty videos go to ``skipped.csv`` in the run folder and the run goes on.
 
+With ``--protocol FILE.csv`` the rows of a CSV protocol are extracted instead: each row's ``path``
+(under ``--video-root``, default the CSV's folder) is a video, a folder of images or one image, and
+its frames go to the tree of the row's ``split`` (rows without one: ``--split``). Image rows are
+numbered by their position in natural file-name order (data/sources.py, docs/DATA_LAYOUT.md).
+
     python data/extract_frame.py --video-root Oulu_Origin/Train_files --data-root oulu_images --split train
+    python data/extract_frame.py --protocol mydata.csv --video-root /data/mydata --data-root frames
 """
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data.frames import SPLITS, frame_name, split_dirs
+from data.protocols import read_protocol
+from data.sources import extract_images, row_source
 from utils.io import InputError, SkipReport, atomic_imwrite, atomic_write_json
 from utils.run import parse_shard, run_stage, save_config, select_shard
 
@@ -44,10 +52,15 @@ DONE_NAME = ".done"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--video-root", default="Oulu_Origin/Train_files",
-                   help="folder searched recursively for .avi/.mp4/.mov videos (one split of the dataset)")
+    p.add_argument("--video-root", default=None,
+                   help="folder searched recursively for .avi/.mp4/.mov videos (one split of the dataset; default "
+                        "Oulu_Origin/Train_files); with --protocol, the root of the CSV's paths (default its folder)")
+    p.add_argument("--protocol", default=None,
+                   help="CSV protocol: extract its rows (videos, image folders or single images) into the tree "
+                        "of each row's split instead of searching --video-root")
     p.add_argument("--data-root", default="oulu_images", help="frames go to <data-root>/<split>_img_flod/<video>/")
-    p.add_argument("--split", default="train", choices=SPLITS, help="which <split>_img_flod tree to write")
+    p.add_argument("--split", default="train", choices=SPLITS,
+                   help="which <split>_img_flod tree to write (with --protocol: for rows without a split)")
     p.add_argument("--every", type=int, default=1, help="keep frames 1, 1+K, 1+2K, ... (their true index is kept)")
     p.add_argument("--max-frames", type=int, default=0, help="at most this many frames per video (0 = all)")
     p.add_argument("--jpeg-quality", type=int, default=95,
@@ -66,7 +79,8 @@ def default_out_dir(args) -> Path:
     if args.out_dir:
         return Path(args.out_dir)
     k, n = args.shard
-    return Path(args.data_root) / "logs" / (f"extract_{args.split}" + (f"_shard{k}of{n}" if n > 1 else ""))
+    name = f"extract_{Path(args.protocol).stem}" if args.protocol else f"extract_{args.split}"
+    return Path(args.data_root) / "logs" / (name + (f"_shard{k}of{n}" if n > 1 else ""))
 
 
 def find_videos(video_root) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
@@ -170,33 +184,67 @@ def extract_video(task: tuple) -> dict:
     return {**result, "status": status, "frames": len(written), "reason": reason}
 
 
+def folder_tasks(args, report: SkipReport) -> tuple[list[tuple], dict]:
+    """Every video under --video-root into the --split tree: (tasks of this shard, counts)."""
+    video_root = Path(args.video_root or "Oulu_Origin/Train_files")
+    if not video_root.is_dir():
+        raise InputError(f"{video_root}: --video-root is not a folder")
+    videos, duplicates = find_videos(video_root)
+    report.extend(duplicates)
+    if not videos:
+        raise InputError(f"{video_root}: no {'/'.join(VIDEO_SUFFIXES)} videos found (searched sub-folders too); "
+                         "for image folders write a CSV protocol and pass --protocol")
+    img_dir = split_dirs(args.data_root, args.split)["img"]
+    return [("video", str(src), str(img_dir / video), args.every, args.max_frames, args.jpeg_quality)
+            for video, src in select_shard(videos, tuple(args.shard))], {"found": len(videos),
+                                                                         "duplicates": len(duplicates)}
+
+
+def protocol_tasks(args, report: SkipReport) -> tuple[list[tuple], dict]:
+    """Every row of the CSV protocol into its split's tree; missing paths are reported and skipped."""
+    items = [item for item in read_protocol(args.protocol) if not item.generated]
+    root = Path(args.video_root) if args.video_root else Path(args.protocol).parent
+    if not root.is_dir():
+        raise InputError(f"{root}: --video-root (the root of the paths in {args.protocol}) is not a folder")
+    tasks, missing = [], 0
+    for item in select_shard(items, tuple(args.shard)):
+        kind, src = row_source(item, root)
+        if kind in ("missing", "unknown"):
+            why = "no such file or folder" if kind == "missing" else "neither a video, an image nor a folder"
+            report.add(item.where, f"{src}: {why} (path column, relative to --video-root {root})")
+            log.warning("%s: %s: %s", item.where, src, why)
+            missing += 1
+            continue
+        img_dir = split_dirs(args.data_root, item.split or args.split)["img"]
+        tasks.append((kind, str(src), str(img_dir / item.video_id), args.every, args.max_frames, args.jpeg_quality))
+    if not tasks and items:
+        raise InputError(f"{args.protocol}: no row's path exists under --video-root {root} (see {report.path})")
+    return tasks, {"found": len(items), "missing": missing}
+
+
+def extract_task(task: tuple) -> dict:
+    kind, *rest = task
+    return extract_images(tuple(rest)) if kind == "images" else extract_video(tuple(rest))
+
+
 def run(args) -> dict:
     if args.every < 1:
         raise InputError(f"--every must be >= 1, got {args.every}")
     if args.max_frames < 0:
         raise InputError(f"--max-frames must be >= 0 (0 = all), got {args.max_frames}")
-    video_root = Path(args.video_root)
-    if not video_root.is_dir():
-        raise InputError(f"{video_root}: --video-root is not a folder")
     out_dir = default_out_dir(args)
     args.out_dir = str(out_dir)
     save_config(args, out_dir)
     report = SkipReport(out_dir / "skipped.csv")
-    videos, duplicates = find_videos(video_root)
-    report.extend(duplicates)
-    if not videos:
-        raise InputError(f"{video_root}: no {'/'.join(VIDEO_SUFFIXES)} videos found (searched sub-folders too)")
-    mine = select_shard(videos, tuple(args.shard))
-    img_dir = split_dirs(args.data_root, args.split)["img"]
-    log.info("%d videos under %s, %d in shard %s/%s -> %s", len(videos), video_root, len(mine), *args.shard, img_dir)
-    tasks = [(str(src), str(img_dir / video), args.every, args.max_frames, args.jpeg_quality) for video, src in mine]
+    tasks, info = protocol_tasks(args, report) if args.protocol else folder_tasks(args, report)
+    log.info("%d items, %d to extract in shard %s/%s -> %s", info["found"], len(tasks), *args.shard, args.data_root)
     counts = {"done": 0, "resumed": 0, "partial": 0, "failed": 0}
     frames = 0
     workers = max(1, min(args.workers, len(tasks)))
-    with logging_redirect_tqdm(), tqdm(total=len(tasks), unit="video", desc=f"frames {args.split}") as bar:
+    with logging_redirect_tqdm(), tqdm(total=len(tasks), unit="video", desc="frames") as bar:
         pool = mp.Pool(workers) if workers > 1 else None
         try:
-            results = pool.imap_unordered(extract_video, tasks) if pool else map(extract_video, tasks)
+            results = pool.imap_unordered(extract_task, tasks) if pool else map(extract_task, tasks)
             for res in results:
                 counts[res["status"]] += 1
                 frames += res["frames"]
@@ -212,8 +260,7 @@ def run(args) -> dict:
                 pool.terminate()  # after close() this only reaps; on Ctrl-C it stops the workers
                 pool.join()
     report.write()
-    summary = {"videos": len(mine), "frames": frames, **counts, "duplicates": len(duplicates),
-               "img_dir": str(img_dir), "skipped_csv": str(report.path)}
+    summary = {"videos": len(tasks), "frames": frames, **counts, **info, "skipped_csv": str(report.path)}
     atomic_write_json(out_dir / "summary.json", summary)
     log.info("extracted %d frames: %d videos done, %d already finished, %d partial, %d failed (see %s)", frames,
              counts["done"], counts["resumed"], counts["partial"], counts["failed"], report.path)

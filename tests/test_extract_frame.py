@@ -214,3 +214,41 @@ def test_sigkill_mid_run_then_rerun(tmp_path, repo_root):
     extract(root, killed)
     assert tree(killed) == tree(clean)
     assert not list(killed.rglob("*.tmp"))
+
+
+def test_csv_rows_of_image_folders_single_images_and_videos(tmp_path):
+    """--protocol CSV: the path column finds each row's data; image folders are numbered in natural
+    name order, a single image is frame 1, every row lands in its split's tree; resumable."""
+    root = tmp_path / "mydata"
+    folder = root / "s01" / "live_a"
+    folder.mkdir(parents=True)
+    for name, value in (("f10.png", 200), ("f2.png", 100), ("f1.png", 50)):  # natural order: f1, f2, f10
+        cv2.imwrite(str(folder / name), np.full((H, W, 3), value, np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    cv2.imwrite(str(root / "s01" / "poster.jpg"), np.full((H, W, 3), 150, np.uint8))
+    write_video(root / "s02" / "clip.avi", n_frames=3)
+    protocol = root / "mydata.csv"
+    protocol.write_text("path,label,attack_type,subject,split\n"
+                        "s01/live_a,1,,s01,train\n"
+                        "s01/poster.jpg,0,print,s01,dev\n"
+                        "s02/clip.avi,0,replay,s02,test\n"
+                        "s03/gone,1,,s03,train\n")
+    data = tmp_path / "frames"
+    summary = main(["--protocol", str(protocol), "--data-root", str(data), "--workers", "1"])
+    assert summary["done"] == 3 and summary["missing"] == 1 and summary["frames"] == 3 + 1 + 3
+    live = data / "train_img_flod" / "live_a"
+    assert frame_numbers(live) == [1, 2, 3]
+    means = [read_image(live / f"live_a_{n}_scene.jpg").mean() for n in (1, 2, 3)]
+    assert np.allclose(means, [50, 100, 200], atol=3)
+    assert frame_numbers(data / "dev_img_flod" / "poster") == [1]
+    assert frame_numbers(data / "test_img_flod" / "clip") == [1, 2, 3]
+    skipped = (data / "logs" / "extract_mydata" / "skipped.csv").read_text()
+    assert "mydata.csv:5" in skipped and "gone" in skipped
+
+    again = main(["--protocol", str(protocol), "--data-root", str(data), "--workers", "1", "--every", "1"])
+    assert again["resumed"] == 3 and again["done"] == 0
+    cv2.imwrite(str(folder / "f11.png"), np.full((H, W, 3), 250, np.uint8))  # the folder changed: redone
+    third = main(["--protocol", str(protocol), "--data-root", str(data), "--workers", "1"])
+    assert third["resumed"] == 2 and third["done"] == 1 and frame_numbers(live) == [1, 2, 3, 4]
+    fourth = main(["--protocol", str(protocol), "--data-root", str(data), "--workers", "1", "--max-frames", "3"])
+    assert frame_numbers(live) == [1, 2, 3] and fourth["done"] == 3  # settings changed for every row
