@@ -4,7 +4,8 @@ Scoring (ORIGINAL_SPEC 3.8): frame score = sum(mu) / sum(depth), the depth being
 0-255 map at the network's map size; video score = mean of its frame scores. Frames whose depth
 map is all black would divide by zero (the original produced inf/nan): they are reported and left
 out; a video left with no frame is reported and gets no score. Frames are pushed through in chunks
-of ``frame_batch`` with BatchNorm in eval mode, so chunking does not change the scores.
+of ``frame_batch`` frames, across video boundaries (a frame-level dev set would otherwise cost one
+forward pass per frame), with BatchNorm in eval mode, so chunking does not change the scores.
 """
 from __future__ import annotations
 
@@ -79,48 +80,94 @@ class EvalResult:
     problems: list = field(default_factory=list)      # (item, reason) of frames/videos not scored
 
 
+def _mu_sums(model, images: torch.Tensor, device: torch.device, amp: bool) -> torch.Tensor:
+    """uint8 frames ``[N,3,S,S]`` -> sum of the predicted mean map per frame ``[N]`` (float64, CPU)."""
+    x = normalize_image(images.to(device, non_blocking=True))
+    with autocast_for(device, amp):
+        _, mu, _ = depth_outputs(model(x))
+    return mu.float().flatten(1).sum(1).double().cpu()
+
+
+class FrameBatcher:
+    """Scores the frames of consecutive videos ``frame_batch`` at a time, across video boundaries.
+
+    A frame-level dev set (one frame per video) otherwise costs one forward pass per frame. BatchNorm
+    is in eval mode, so a frame's output does not depend on which frames share its batch.
+    """
+
+    def __init__(self, model, device: torch.device, frame_batch: int, amp: bool = False):
+        self.model, self.device, self.frame_batch, self.amp = model, device, max(1, int(frame_batch)), amp
+        self.pending: list[torch.Tensor] = []   # uint8 [n_i,3,S,S] not yet scored
+        self.owners: list[int] = []             # video slot of every pending frame, in order
+        self.mu: dict[int, list[torch.Tensor]] = {}
+
+    def add(self, slot: int, images: torch.Tensor) -> None:
+        self.mu.setdefault(slot, [])
+        if images.shape[0]:
+            self.pending.append(images)
+            self.owners += [slot] * images.shape[0]
+        while len(self.owners) >= self.frame_batch:
+            self._run(self.frame_batch)
+
+    def flush(self) -> dict[int, torch.Tensor]:
+        """Score what is left; slot -> per-frame sum(mu) ``[T]`` of every video added."""
+        while self.owners:
+            self._run(min(len(self.owners), self.frame_batch))
+        return {slot: torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+                for slot, parts in self.mu.items()}
+
+    def _run(self, n: int) -> None:
+        frames = torch.cat(self.pending) if len(self.pending) > 1 else self.pending[0]
+        sums = _mu_sums(self.model, frames[:n], self.device, self.amp)
+        self.pending = [frames[n:]] if frames.shape[0] > n else []
+        owners, self.owners = self.owners[:n], self.owners[n:]
+        start = 0
+        while start < n:  # consecutive frames of one video form one part
+            end = start
+            while end < n and owners[end] == owners[start]:
+                end += 1
+            self.mu[owners[start]].append(sums[start:end])
+            start = end
+
+
+def _video_result(item, names, mu_sum, depth_sum, bad) -> tuple:
+    """(score or None, [(video, frame, score)], problems) of one video from its per-frame sums."""
+    problems, frames = list(bad), []
+    for name, m, d in zip(names, mu_sum.tolist(), depth_sum.tolist()):
+        if d > 0 and math.isfinite(m):
+            frames.append((item.video_id, name, m / d))
+        else:
+            problems.append((f"{item.video_id}/{name}", "all-black depth map (sum 0): frame not scored"
+                             if d <= 0 else "non-finite network output: frame not scored"))
+    score = sum(f[2] for f in frames) / len(frames) if frames else None
+    if score is None:
+        problems.append((item.video_id, "no scorable frame: video not scored"))
+    return score, frames, problems
+
+
 @torch.no_grad()
-def score_video(model, images: torch.Tensor, depth: torch.Tensor, device: torch.device, frame_batch: int,
-                amp: bool = False) -> torch.Tensor:
-    """Per-frame sum(mu) and sum(depth): ``[T]``, ``[T]`` (float64 on CPU)."""
-    mu_sums, depth_sums = [], []
-    for start in range(0, images.shape[0], frame_batch):
-        x = normalize_image(images[start:start + frame_batch].to(device, non_blocking=True))
-        with autocast_for(device, amp):
-            _, mu, _ = depth_outputs(model(x))
-        mu_sums.append(mu.float().flatten(1).sum(1).double().cpu())
-        depth_sums.append(depth[start:start + frame_batch].double().flatten(1).sum(1))
-    return torch.cat(mu_sums), torch.cat(depth_sums)
-
-
 def evaluate(model, dataset: DepthEvalDataset, device: torch.device, frame_batch: int = 64, workers: int = 2,
              rank: int = 0, world_size: int = 1, amp: bool = False, desc: str = "eval") -> EvalResult:
     """Score every video of ``dataset``; under DDP each rank takes every world_size-th video (no
-    padding) and the results are gathered, so every rank returns the full result."""
+    padding) and the results are gathered, so every rank returns the full result. Frames of
+    consecutive videos share forward passes (:class:`FrameBatcher`)."""
     net = unwrap(model)
     was_training = net.training
     net.eval()
     indices = list(range(rank, len(dataset), world_size))
     loader = DataLoader(Subset(dataset, indices), batch_size=1, shuffle=False, num_workers=workers,
                         collate_fn=first_item, pin_memory=device.type == "cuda")
+    batcher = FrameBatcher(net, device, frame_batch, amp)
+    videos = []
+    for slot, (index, video) in enumerate(zip(indices, tqdm(loader, desc=desc, unit="video", disable=rank != 0,
+                                                             leave=False))):
+        batcher.add(slot, video["images"])
+        videos.append((index, video["item"], video["frames"], video["depth"].double().flatten(1).sum(1),
+                       video["bad"]))
+    mu = batcher.flush()
     local = []
-    for index, video in zip(indices, tqdm(loader, desc=desc, unit="video", disable=rank != 0, leave=False)):
-        item = video["item"]
-        problems = list(video["bad"])
-        frames: list = []
-        score = None
-        if video["images"].shape[0]:
-            mu_sum, depth_sum = score_video(net, video["images"], video["depth"], device, frame_batch, amp)
-            for name, m, d in zip(video["frames"], mu_sum.tolist(), depth_sum.tolist()):
-                if d > 0 and math.isfinite(m):
-                    frames.append((item.video_id, name, m / d))
-                else:
-                    problems.append((f"{item.video_id}/{name}", "all-black depth map (sum 0): frame not scored"
-                                     if d <= 0 else "non-finite network output: frame not scored"))
-            if frames:
-                score = sum(f[2] for f in frames) / len(frames)
-        if score is None:
-            problems.append((item.video_id, "no scorable frame: video not scored"))
+    for slot, (index, item, names, depth_sum, bad) in enumerate(videos):
+        score, frames, problems = _video_result(item, names, mu[slot], depth_sum, bad)
         local.append((index, item, score, frames, problems))
     gathered = sorted((r for part in all_gather_object(local) for r in part), key=lambda r: r[0])
     result = EvalResult()

@@ -90,3 +90,42 @@ def test_errors_name_the_flag(tree, tmp_path):
         dum_test.lists_for(args, None)
     with pytest.raises(SystemExit):
         dum_train.build_parser().parse_args(["--protocol", "5"])
+
+
+class CountingNet(torch.nn.Module):
+    """A real depth network that counts its forward passes."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.calls = net, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.net(x)
+
+
+def test_dev_evaluation_batches_frames_across_videos(tree):
+    """Ten dev videos of two frames: one forward pass per 64 frames, not one per video; same scores."""
+    from data.protocols import read_protocol
+    from DUM.dataset import DepthEvalDataset
+    from DUM.engine import evaluate
+    from networks import build_depth_net
+
+    torch.manual_seed(0)
+    net = CountingNet(build_depth_net("cdcn_u", width=0.25, image_size=64).eval())
+    items = read_protocol(tree["crop_root"] / "protocols" / "Protocol_1" / "Dev.txt")
+    ds = DepthEvalDataset(items, tree["crop_root"], "dev", 64, 8)
+    frames = sum(len(f) for f in ds.frames)
+    assert len(ds) == 10 and frames == 20
+    batched = evaluate(net, ds, torch.device("cpu"), frame_batch=64, workers=0)
+    assert net.calls == 1
+    net.calls = 0
+    evaluate(net, ds, torch.device("cpu"), frame_batch=8, workers=0)
+    assert net.calls == 3  # 8 + 8 + 4 frames
+    net.calls = 0
+    single = evaluate(net, ds, torch.device("cpu"), frame_batch=1, workers=0)
+    assert net.calls == frames
+    assert [r.video_id for r in batched.rows] == [r.video_id for r in single.rows]
+    for a, b in zip(batched.rows, single.rows):
+        assert a.score == pytest.approx(b.score, rel=1e-5)
+    assert batched.frames[0][:2] == single.frames[0][:2] and len(batched.frames) == frames
