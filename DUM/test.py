@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True,
                    help="best.pt/last.pt of DUM/train.py or the released CDCN_U_P1.pkl; '{fold}' is replaced by the fold")
     p.add_argument("--crop-root", default="oulu_images_crop", help="crop tree (dev_*_flod, test_*_flod)")
+    p.add_argument("--test-crop-root", default=None,
+                   help="crop tree of the test list when it differs (cross-dataset: the target dataset's crops, "
+                        "with --test-list TARGET.csv; the threshold still comes from the source dev set)")
     p.add_argument("--protocol-dir", default=None, help="folder holding Protocol_<p>/ (default <crop-root>/protocols)")
     p.add_argument("--protocol", type=protocol_arg, default=1,
                    help="OULU-NPU protocol 1-4, or a CSV protocol whose split column gives dev and test rows")
@@ -144,7 +147,8 @@ def score_fold(args, fold: int | None, out_dir: Path, device: torch.device) -> d
     for split, plist in (("dev", dev_list), ("test", test_list)):
         items = filter_split(read_protocol(plist), split)
         log.info("%s %s: %s", split, plist, describe(items))
-        dataset = DepthEvalDataset(items, args.crop_root, split, arch["image_size"], map_size, report, str(plist))
+        crop_root = args.test_crop_root if split == "test" and args.test_crop_root else args.crop_root
+        dataset = DepthEvalDataset(items, crop_root, split, arch["image_size"], map_size, report, str(plist))
         res = evaluate(model, dataset, device, args.frame_batch, args.workers, amp=args.amp and device.type == "cuda",
                        desc=split)
         report.extend(res.problems)  # frames that failed at scoring time (construction problems are in already)
@@ -156,6 +160,7 @@ def score_fold(args, fold: int | None, out_dir: Path, device: torch.device) -> d
     report.write()
     metrics = evaluate_metrics(results["dev"], results["test"])
     metrics["inputs"] = {"dev": str(dev_list), "eval": str(test_list), "checkpoint": str(path),
+                         "crop_root": str(args.crop_root), "test_crop_root": str(args.test_crop_root or args.crop_root),
                          "protocol": args.protocol, "fold": fold, "architecture": arch}
     text = format_report(metrics)
     atomic_write_json(out_dir / "metrics.json", metrics)
