@@ -222,7 +222,7 @@ def test_released_checkpoint_layout_loads(trained, tested, tree, tmp_path):
 
 def test_published_size_reference_loads_and_reproduces_mu(reference_dir, tmp_path):
     """The original's seed-0 CDCN_u weights in the released layout, through test.py's loader."""
-    ref = torch.load(reference_dir / "cdcn_dum_reference.pt", weights_only=True)
+    ref = torch.load(reference_dir / "cdcn_dum_reference_small.pt", weights_only=True)
     path = tmp_path / "CDCN_U_P1.pkl"
     torch.save({f"module.{k}": v for k, v in ref["state_dict"].items()}, path)
     args = dum_test.build_parser().parse_args(["--checkpoint", str(path)])
@@ -230,7 +230,7 @@ def test_published_size_reference_loads_and_reproduces_mu(reference_dir, tmp_pat
     assert arch == {"model": "cdcn_u", "theta": 0.7, "width": 1.0, "image_size": 256}
     with torch.no_grad():
         mu = model(ref["input"]).mu
-    assert torch.allclose(mu, ref["outputs"][0], atol=1e-6, rtol=1e-4)
+    assert torch.allclose(mu, ref["mu"], atol=1e-6, rtol=1e-4)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""DUM.metrics against the golden values in shared/reference/metrics (bob.measure, bob.pad.base and the
+"""DUM.metrics against the golden values in tests/fixtures/reference/metrics (bob.measure, bob.pad.base and the
 original CDCN performances()), hand-computed tie cases, the score-file readers and the command."""
 from __future__ import annotations
 
