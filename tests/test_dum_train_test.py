@@ -138,7 +138,11 @@ def tested(trained, tree, tmp_path_factory):
     """test.py on a copy of best.pt, with --save-threshold."""
     tmp = tmp_path_factory.mktemp("tested")
     ckpt = tmp / "best.pt"
-    shutil.copy(trained["out"] / "best.pt", ckpt)
+    # without train.py's thresholds, so what the checkpoint holds afterwards can only come from --save-threshold
+    obj = torch.load(trained["out"] / "best.pt", weights_only=True)
+    for key in ("threshold", "threshold_eer", "threshold_source", "threshold_info"):
+        obj.pop(key, None)
+    torch.save(obj, ckpt)
     out = tmp / "test_out"
     result = dum_test.main(["--checkpoint", str(ckpt), "--crop-root", str(tree["crop_root"]), "--protocol", "1",
                             "--out-dir", str(out), "--device", "cpu", "--workers", "0", "--save-threshold"])
@@ -165,8 +169,9 @@ def test_test_script_writes_everything_and_scores_like_the_original(trained, tes
     threshold = json.loads((out / "threshold.json").read_text())
     assert threshold["threshold"] == pytest.approx(train_threshold, rel=1e-5)
     assert Path(threshold["threshold_source"]).name == "Dev.txt"
-    stored = torch.load(ckpt, weights_only=True)
+    stored = torch.load(ckpt, weights_only=True)  # had no thresholds before test.py --save-threshold
     assert stored["threshold"] == threshold["threshold"] and stored["threshold_source"] == threshold["threshold_source"]
+    assert stored["threshold_eer"] == threshold["threshold_eer"]
     # one video by hand: mean over frames of sum(mu) / sum(raw depth)
     model, _, _ = dum_test.load_model(dum_test.build_parser().parse_args(["--checkpoint", str(ckpt)]), ckpt,
                                       torch.device("cpu"))
@@ -294,33 +299,85 @@ def test_model_selection_prefers_lower_acer_then_eer_then_earlier_epoch():
     assert dum_train.is_better({"dev_acer": 0.9, "dev_eer": 0.9}, None)
 
 
+def _perturbed_checkpoint(src: Path, dst: Path, seed: int) -> None:
+    """``src`` with seeded noise added to every float weight: another model, so another fold result."""
+    obj = torch.load(src, weights_only=True)
+    g = torch.Generator().manual_seed(seed)
+    obj["model"] = {k: v + 0.05 * v.abs().mean() * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+                    for k, v in obj["model"].items()}
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, dst)
+
+
+def _cdcn_rates(scores_csv: Path, threshold: float) -> tuple[float, float, float]:
+    """APCER, BPCER, ACER by hand: bona fide iff score > threshold, attacks pooled."""
+    rows = _read_csv(scores_csv)
+    assert all(math.isfinite(float(r["score"])) for r in rows)
+    live = [float(r["score"]) for r in rows if r["label"] == "1"]
+    attack = [float(r["score"]) for r in rows if r["label"] == "0"]
+    apcer = sum(s > threshold for s in attack) / len(attack)
+    bpcer = sum(s <= threshold for s in live) / len(live)
+    return apcer, bpcer, (apcer + bpcer) / 2
+
+
 def test_protocol_3_all_folds_mean_and_std(trained, tree, tmp_path):
-    """Six folds, one checkpoint per fold via '{fold}', summary with mean and std."""
+    """Six folds that differ (own model, own test list), one checkpoint per fold via '{fold}': every
+    fold's rates and the summary's mean and sample std equal the values computed here by hand."""
     src = tree["crop_root"] / "protocols" / "Protocol_1"
     proto = tmp_path / "protocols" / "Protocol_3"
     proto.mkdir(parents=True)
+    test_lines = (src / "Test.txt").read_text().splitlines()
     for k in range(1, 7):
-        for split in ("Dev", "Test"):
-            shutil.copy(src / f"{split}.txt", proto / f"{split}_{k}.txt")
+        shutil.copy(src / "Dev.txt", proto / f"Dev_{k}.txt")
         shutil.copy(src / "Train.txt", proto / f"Train_{k}.txt")
-        (tmp_path / f"F{k}").mkdir()
-        shutil.copy(trained["out"] / "best.pt", tmp_path / f"F{k}" / "best.pt")
+        kept = [line for i, line in enumerate(test_lines) if i != k]  # fold k drops one test video
+        (proto / f"Test_{k}.txt").write_text("\n".join(kept) + "\n")
+        _perturbed_checkpoint(trained["out"] / "best.pt", tmp_path / f"F{k}" / "best.pt", seed=k)
     out = tmp_path / "p3"
     res = dum_test.main(["--checkpoint", str(tmp_path / "F{fold}" / "best.pt"), "--crop-root", str(tree["crop_root"]),
                          "--protocol-dir", str(tmp_path / "protocols"), "--protocol", "3", "--all-folds",
                          "--out-dir", str(out), "--device", "cpu", "--workers", "0", "--no-plots"])
     assert len(res["folds"]) == 6 and res["summary"]["n_folds"] == 6
-    assert all((out / f"fold_{k}" / "metrics.json").is_file() for k in range(1, 7))
+    by_hand = {"APCER": [], "BPCER": [], "ACER": []}
+    for k in range(1, 7):
+        fold = out / f"fold_{k}"
+        assert len(_read_csv(fold / "scores_test.csv")) == len(test_lines) - 1
+        threshold = json.loads((fold / "threshold.json").read_text())["threshold"]
+        for name, value in zip(("APCER", "BPCER", "ACER"), _cdcn_rates(fold / "scores_test.csv", threshold)):
+            by_hand[name].append(value)
     summary = json.loads((out / "summary.json").read_text())
-    acer = summary["metrics"]["cdcn_compatible.ACER"]
-    assert len(acer["values"]) == 6 and acer["std"] == pytest.approx(0.0, abs=1e-12)  # same model, same data
+    assert summary["std_ddof"] == 1
+    for name, values in by_hand.items():
+        entry = summary["metrics"][f"cdcn_compatible.{name}"]
+        mean = sum(values) / 6
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / 5)
+        assert entry["values"] == pytest.approx(values, abs=1e-12), name
+        assert entry["mean"] == pytest.approx(mean, abs=1e-12) and entry["std"] == pytest.approx(std, abs=1e-12), name
+    assert len(set(by_hand["ACER"])) > 1  # the folds really differ, so a wrong mean or std shows
     assert (out / "summary.txt").is_file()
 
 
-def test_shell_scripts_pass_flags_through(repo_root):
-    env = dict(os.environ, PYTHON=sys.executable, CROP_ROOT="somewhere")
-    for script in ("train.sh", "test.sh"):
-        proc = subprocess.run(["bash", str(repo_root / "DUM" / script), "--help"], capture_output=True, text=True,
-                              env=env, timeout=120)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        assert "--crop-root" in proc.stdout
+def test_shell_scripts_pass_flags_through(trained, tree, tmp_path, repo_root):
+    """train.sh and test.sh run for real: their environment values and the original settings reach the
+    scripts' config, and flags given after them override (argparse keeps the last)."""
+    env = dict(os.environ, PYTHON=sys.executable, CROP_ROOT=str(tree["crop_root"]), PROTOCOL="1", GPUS="",
+               OUT_DIR=str(tmp_path / "sh_train"), OMP_NUM_THREADS="1")
+    proc = subprocess.run(["bash", str(repo_root / "DUM" / "train.sh"), *TINY, "--epochs", "1"],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((tmp_path / "sh_train" / "config.json").read_text())
+    assert Path(config["crop_root"]) == tree["crop_root"] and config["protocol"] == 1 and config["model"] == "cdcn_u"
+    assert (config["lr"], config["weight_decay"], config["step_size"], config["gamma"]) == (1e-4, 5e-5, 500, 0.5)
+    assert (config["kl_lambda"], config["gen_weight"], config["ratio"]) == (0.001, 0.1, 0.75)
+    assert (config["epochs"], config["batch_size"], config["image_size"]) == (1, 8, 64)  # overridden after
+    assert [r["epoch"] for r in _read_csv(tmp_path / "sh_train" / "metrics.csv")] == ["1"]
+
+    env.update(CHECKPOINT=str(trained["out"] / "best.pt"), OUT_DIR=str(tmp_path / "sh_test"))
+    proc = subprocess.run(["bash", str(repo_root / "DUM" / "test.sh"), "--device", "cpu", "--workers", "0",
+                           "--no-plots", "--frame-batch", "4"],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((tmp_path / "sh_test" / "config.json").read_text())
+    assert Path(config["checkpoint"]) == trained["out"] / "best.pt" and config["protocol"] == 1
+    assert Path(config["crop_root"]) == tree["crop_root"] and config["no_plots"] is True
+    assert (tmp_path / "sh_test" / "scores_test.csv").is_file() and not (tmp_path / "sh_test" / "roc.png").exists()

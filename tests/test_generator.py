@@ -68,7 +68,16 @@ def test_dataset_items_types_and_partners(gen_data):
         ds.set_epoch(epoch)
         draws.add(tuple(ds.partner(i).path for i in range(len(ds))))
     assert len(draws) > 1
-    assert torch.equal(ds[1]["live"], ds[1]["live"])
+    # an item's live image is its drawn partner's face (of the same user, not another), the same from a
+    # fresh dataset at the same epoch
+    for epoch in (0, 5):
+        ds.set_epoch(epoch)
+        again.set_epoch(epoch)
+        for i in range(len(ds)):
+            live = ds[i]["live"]
+            assert torch.equal(live, again[i]["live"]) and torch.equal(live, ds.load(ds.partner(i)))
+            others = [e for user, lives in ds.live_by_user.items() if user != ds.items[i].user for e in lives]
+            assert not any(torch.equal(live, ds.load(e)) for e in others)
 
 
 def test_bad_file_id_names_file_and_line(tmp_path, gen_data):
