@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import dum_testdata as td
-from data.frames import depth_name, list_frames, split_dirs
-from data.protocols import read_protocol
+from data.frames import depth_name, frame_name, list_frames, split_dirs
+from data.protocols import ProtocolItem, read_protocol
 from DUM.dataset import (AugmentConfig, DepthEvalDataset, DepthTrainDataset, add_gamma, add_per_channel, augment,
                          cutout, gamma_contrast, normalize_image, random_erasing)
-from utils.io import InputError, SkipReport, read_image
+from utils.io import InputError, SkipReport, atomic_imwrite, read_image
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +153,37 @@ def test_eval_dataset_scores_only_frames_with_crop_and_depth(tree, tmp_path):
     reasons = " ".join(r for _, r in report.rows)
     assert "crop without depth map" in reasons and "depth map without crop image" in reasons
     assert "video not scored" in reasons
+
+
+def _asymmetric_live_video(root, size: int = 64, map_size: int = 8):
+    """One live video whose image and depth map are both bright on the left third only (flat regions
+    survive JPEG), returned as the dataset's items."""
+    dirs = split_dirs(root, "train")
+    image = np.full((size, size, 3), 30, np.uint8)
+    image[:, : size // 3] = 230
+    depth = np.zeros((map_size, map_size), np.uint8)
+    depth[:, : map_size // 3] = 255
+    for n in (1, 2):
+        atomic_imwrite(dirs["img"] / "1_1_01_1" / frame_name("1_1_01_1", n), image)
+        atomic_imwrite(dirs["depth"] / "1_1_01_1" / depth_name(frame_name("1_1_01_1", n)), depth)
+    return [ProtocolItem("1_1_01_1", 1, subject="01", file_id=1)]
+
+
+@pytest.mark.parametrize("flip_prob", [0.0, 0.5, 1.0])
+def test_flip_moves_image_and_depth_map_together(tmp_path, flip_prob):
+    """An asymmetric live frame: under augmentation the depth target's bright side is the image's,
+    whether or not the draw flipped (only the flip is on, so every pixel can be checked)."""
+    items = _asymmetric_live_video(tmp_path)
+    cfg = AugmentConfig(add=0, gamma=(1.0, 1.0), erase_prob=0.0, cutout_length=0, flip_prob=flip_prob)
+    ds = DepthTrainDataset(items, tmp_path, "train", 64, 8, augment_cfg=cfg, seed=0)
+    flipped = []
+    for draw in range(16):
+        sample = ds[(0, draw)]
+        image_left = bool(sample["image"][:, :, :10].mean() > sample["image"][:, :, -10:].mean())
+        depth = sample["depth"].numpy()
+        depth_left = bool(depth[:, :2].mean() > 0.9 and depth[:, -2:].mean() < 0.1)
+        depth_right = bool(depth[:, -2:].mean() > 0.9 and depth[:, :2].mean() < 0.1)
+        assert depth_left or depth_right, depth
+        assert image_left == depth_left, f"draw {draw}: image and depth map disagree on the bright side"
+        flipped.append(not image_left)
+    assert {0.0: not any(flipped), 1.0: all(flipped), 0.5: 0 < sum(flipped) < 16}[flip_prob]
