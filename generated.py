@@ -10,6 +10,8 @@ protocol: the input lines unchanged, then each generated folder once, shuffled w
 original's manual "move the data and upgrade the protocol", spec 1.9). Defaults give the 350 + 350
 folders of the shipped Train_g.txt. Deterministic with --seed; a rerun skips finished folders.
 --save-raw also writes the original generated.py layout (p1_0_<n>/p1_1_<n>, ids 0..99) to --out-path.
+Protocols 3 and 4 need --fold: each fold has its own generator, so its folders are p<P>f<fold>_0_<d>_<k>
+and the six folds can share one crop tree without one fold's list pointing at another's images.
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--frames-per-folder", type=int, default=99, help="pairs per generated folder (ids 1..F; the DUM loader picks 1..99)")
     a("--protocol", type=protocol_arg, default=1,
       help="OULU-NPU protocol 1-4 (generated ids p<P>_0_<d>_<k>) or a CSV protocol (ids p0_0_<d>_<k>)")
-    a("--fold", type=int, default=None, help="fold 1-6 of OULU-NPU protocols 3 and 4")
+    a("--fold", type=int, default=None,
+      help="fold 1-6, required for OULU-NPU protocols 3 and 4: generated ids become p<P>f<fold>_0_<d>_<k>")
     a("--crop-root", default="oulu_images_crop", help="crop tree the depth network reads (train_img_flod/, train_depth_flod/)")
     a("--protocol-dir", default="oulu_images/protocols", help="folder holding Protocol_<p>/ (OULU-NPU only)")
     a("--protocol-in", default=None,
@@ -81,7 +84,7 @@ def resolve_protocols(args) -> None:
     if args.protocol_out is None:
         sub = f"Protocol_{args.protocol}" if is_oulu(args.protocol) else ""
         args.protocol_out = str(Path(args.crop_root) / "protocols" / sub / generated_list_name(args.protocol, args.fold))
-    args.prefix = generated_prefix(args.protocol)
+    args.prefix = generated_prefix(args.protocol, args.fold)
 
 
 def run(args) -> dict:

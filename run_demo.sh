@@ -118,7 +118,7 @@ phase generator env IMG_ROOT="$DATA_ROOT" TRAIN_LIST="$TRAIN_LIST" IP_MODEL="$IP
 train_file="Train${FOLD:+_${FOLD}}.txt"; train_g="Train_g${FOLD:+_${FOLD}}.txt"
 phase crop env STAGES=crop IMAGE_SIZE="$DUM_SIZE" bash "$ROOT/scripts/prepare_data.sh"
 phase generate "$PY" "$ROOT/generated.py" --checkpoint "$GEN_DIR/last.pt" --num-pairs "$PAIRS" \
-  --frames-per-folder "$PER_FOLDER" --protocol "$PROTOCOL" --crop-root "$CROP_ROOT" \
+  --frames-per-folder "$PER_FOLDER" --protocol "$PROTOCOL" ${FOLD:+--fold "$FOLD"} --crop-root "$CROP_ROOT" \
   --protocol-in "$DATA_ROOT/protocols/Protocol_${PROTOCOL}/$train_file" --protocol-out "$PROTO_SUB/$train_g" \
   --out-path "$WORK/fake_images/oulu_${TAG}" --output-size "$DUM_SIZE" --on-no-face "$NO_FACE"
 

@@ -49,9 +49,12 @@ def default_out_dir(protocol, fold: int | None, oulu_name: str, stage: str) -> P
     return Path(RUNS_DIR) / protocol_tag(protocol) / stage
 
 
-def generated_prefix(protocol) -> str:
-    """Prefix of generated video ids ``p<P>_0_<d>_<k>``: ``p<P>`` for OULU-NPU, ``p0`` for a CSV."""
-    return f"p{int(protocol)}" if is_oulu(protocol) else "p0"
+def generated_prefix(protocol, fold: int | None = None) -> str:
+    """Prefix of generated video ids ``p<P>_0_<d>_<k>``: ``p<P>`` for OULU-NPU, ``p<P>f<fold>`` for a fold
+    of protocols 3 and 4 (each fold has its own generator, so its own ids), ``p0`` for a CSV."""
+    if not is_oulu(protocol):
+        return "p0"
+    return f"p{int(protocol)}" + (f"f{int(fold)}" if fold else "")
 
 
 def generated_list_name(protocol, fold: int | None = None) -> str:

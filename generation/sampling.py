@@ -7,7 +7,8 @@ The stage does in code what the original left as a manual step (spec 1.7, 1.9):
 * pair ``j`` (0-based) goes to folder ``k = j // F`` as frame id ``j % F + 1`` (``F`` =
   ``--frames-per-folder``, 99 as the depth loader expects): live ``<crop-root>/train_img_flod/
   p<P>_0_1_<k>/<id>_scene.jpg``, spoof ``.../p<P>_0_0_<k>/<id>_scene.jpg``, the live image's depth
-  label ``train_depth_flod/p<P>_0_1_<k>/<id>_depth1D.jpg`` (docs/DATA_LAYOUT.md);
+  label ``train_depth_flod/p<P>_0_1_<k>/<id>_depth1D.jpg`` (docs/DATA_LAYOUT.md); for the folds of
+  protocols 3 and 4 the prefix is ``p<P>f<fold>`` (one generator per fold, so one id space per fold);
 * the depth label is the MediaPipe face-mesh depth (data.face_depth.FaceDepthEstimator) of the whole
   256x256 generated face, resized to 32x32 (cv2 bilinear, as the original crop script resized its
   PRNet maps);
@@ -33,6 +34,7 @@ import csv
 import json
 import logging
 import random
+import re
 import time
 from pathlib import Path
 
@@ -85,8 +87,29 @@ def depth_label(estimator, image_rgb: np.ndarray, size: int = DEPTH_SIZE) -> np.
     return cv2.resize(depth, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
+_FOLD_FILE_RE = re.compile(r"_(\d+)\.(txt|csv)$")
+
+
+def check_fold(protocol, fold: int | None, protocol_in=None) -> None:
+    """Every fold of OULU-NPU protocols 3 and 4 trains its own generator, so its folders need their own
+    ids (``p<P>f<fold>``, data.protocol_args.generated_prefix). Refuses a missing or out-of-range fold
+    there, a fold for protocols 1 and 2, and an input list named for another fold (``Train_<k>``)."""
+    if not str(protocol).strip().isdigit():
+        return  # a CSV protocol: one generator per CSV file
+    if int(protocol) not in (3, 4):
+        if fold is not None:
+            raise InputError(f"--fold {fold}: protocol {protocol} has no folds (folds are for protocols 3 and 4)")
+        return
+    if fold is None or not 1 <= int(fold) <= 6:
+        raise InputError(f"protocol {protocol} has six folds: pass --fold 1..6 (got {fold}), so each fold's "
+                         f"generated folders get their own ids")
+    m = _FOLD_FILE_RE.search(Path(protocol_in).name) if protocol_in is not None else None
+    if m is not None and int(m.group(1)) != int(fold):
+        raise InputError(f"{protocol_in}: a list of fold {m.group(1)}, but --fold is {fold}")
+
+
 def folder_names(prefix: str, k: int) -> tuple[str, str]:
-    """(live, spoof) folder names of generated folder ``k``: ``p<P>_0_1_<k>``, ``p<P>_0_0_<k>``."""
+    """(live, spoof) folder names of generated folder ``k``: ``<prefix>_0_1_<k>``, ``<prefix>_0_0_<k>``."""
     return f"{prefix}_0_1_{k}", f"{prefix}_0_0_{k}"
 
 
@@ -221,6 +244,7 @@ def generate(args) -> dict:
         raise InputError(f"--num-pairs {args.num_pairs} is not a multiple of --frames-per-folder "
                          f"{args.frames_per_folder}: the depth loader expects every folder to hold ids 1.."
                          f"{args.frames_per_folder}")
+    check_fold(args.protocol, getattr(args, "fold", None), args.protocol_in)  # before anything is loaded
     device = resolve_device(args.device)
     out_path = Path(args.out_path)
     vae, ckpt = load_generator(args.checkpoint, device)

@@ -1,14 +1,17 @@
 """generated.py: paired sampling into the crop tree, depth labels, merged protocol, determinism, resume."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from data.frames import list_frames
 from data.protocols import read_protocol
+from generation.trainer import load_generator, parameter_checksum
 from tests.gen_fixtures import single_thread  # noqa: F401  (autouse fixture)
 from tests.gen_fixtures import build_generator_data, build_lightcnn
 from utils.io import InputError
@@ -141,3 +144,69 @@ def test_merge_refuses_already_generated_input(tmp_path, generator_ckpt):
     plain.write_text(generator_ckpt["protocol"].read_text().rstrip("\n"))
     info = merge_protocol(plain, tmp_path / "merged.txt", [("p1_0_1_3", "p1_0_0_3")], seed=0)
     assert info["generated_lines"] == 2 and info["total"] == info["real_lines"] + 2
+
+
+def _other_generator(ckpt_path: Path, out: Path) -> Path:
+    """The same checkpoint with seeded noise on the decoder: the generator of another fold."""
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    g = torch.Generator().manual_seed(1)
+    ckpt["decoder"] = {k: v + 0.1 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+                       for k, v in ckpt["decoder"].items()}
+    torch.save(ckpt, out)
+    return out
+
+
+def _fold_args(ckpt: Path, base: Path, fold: int, protocol_in: Path, *extra) -> list[str]:
+    return ["--checkpoint", str(ckpt), "--num-pairs", str(PAIRS), "--frames-per-folder", str(FPF),
+            "--crop-root", str(base / "crop"), "--out-path", str(base / f"fake_{fold}"), "--protocol", "3",
+            "--fold", str(fold), "--protocol-in", str(protocol_in),
+            "--protocol-out", str(base / "crop" / "protocols" / "Protocol_3" / f"Train_g_{fold}.txt"),
+            "--seed", "7", "--device", "cpu", "--batch-size", "4", "--on-no-face", "zero", *extra]
+
+
+def test_protocol_3_folds_write_their_own_folders(tmp_path, generator_ckpt):
+    """Two folds, each with its own generator, into one crop tree: each fold's merged list names only
+    folders of that fold, written by that fold's generator, and the second fold leaves the first's
+    images untouched (with shared ids it overwrote them, or refused to run)."""
+    import generated
+
+    generators = {1: generator_ckpt["checkpoint"], 2: _other_generator(generator_ckpt["checkpoint"], tmp_path / "g2.pt")}
+    checksums = {k: parameter_checksum(load_generator(p)[0]) for k, p in generators.items()}
+    assert checksums[1] != checksums[2]
+    proto = tmp_path / "protocols" / "Protocol_3"
+    proto.mkdir(parents=True)
+    img_dir = tmp_path / "crop" / "train_img_flod"
+    own, snapshot = {}, {}
+    for fold in (1, 2):
+        train = proto / f"Train_{fold}.txt"
+        train.write_text(generator_ckpt["protocol"].read_text())
+        result = generated.main(_fold_args(generators[fold], tmp_path, fold, train))
+        assert result["complete"] == PAIRS // FPF and result["already_done"] == 0
+        items = [i for i in read_protocol(result["protocol"]) if i.generated]
+        own[fold] = {i.video_id for i in items}
+        assert len(own[fold]) == 2 * PAIRS // FPF
+        assert all(v.startswith(f"p3f{fold}_0_") for v in own[fold])
+        snapshot[fold] = {v: tree_bytes(img_dir / v) for v in own[fold]}
+    assert not own[1] & own[2]
+    for fold in (1, 2):
+        for video in own[fold]:
+            marker = json.loads((img_dir / video / ".complete.json").read_text())
+            assert marker["generator"] == checksums[fold], video
+            assert tree_bytes(img_dir / video) == snapshot[fold][video], f"{video} changed by the other fold"
+
+
+def test_protocol_3_needs_a_matching_fold(tmp_path, generator_ckpt, caplog):
+    import generated
+
+    train = tmp_path / "Train_1.txt"
+    train.write_text(generator_ckpt["protocol"].read_text())
+    no_fold = _fold_args(generator_ckpt["checkpoint"], tmp_path, 1, train)
+    del no_fold[no_fold.index("--fold"):no_fold.index("--fold") + 2]
+    for argv, message in [(no_fold, "pass --fold 1..6"),
+                          (_fold_args(generator_ckpt["checkpoint"], tmp_path, 2, train), "a list of fold 1"),
+                          (gen_args(generator_ckpt, tmp_path, "--fold", "1"), "protocol 1 has no folds")]:
+        caplog.clear()
+        with pytest.raises(SystemExit):
+            generated.main(argv)
+        assert message in caplog.text
+    assert not (tmp_path / "crop").exists()  # refused before writing anything
