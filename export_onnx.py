@@ -1,10 +1,10 @@
-"""Export a trained CDCN+DUM to ONNX with the central-difference term folded into plain convolutions.
+"""Export a trained depth network (CDCN+DUM or any of networks/registry.py) to ONNX, central-difference terms folded.
 
 Every ``Conv2d_cd`` becomes an ``nn.Conv2d`` holding its folded kernel (centre tap W_c - theta * sum W,
 exact for the 3x3/padding-1 layers of these networks, ORIGINAL_SPEC 3.1), so the graph holds only
 ordinary convolutions that any runtime accelerates. Outputs are ``mu`` and ``logvar`` ``[B,M,M]``
-(the random DUM sample is left out: scores use mu only), input ``x`` ``[B,3,S,S]`` with a dynamic
-batch axis. ``image_size``, ``map_size``, ``threshold``, ``threshold_source`` (and the architecture)
+(the random DUM sample is left out: scores use mu only; a network without DUM gives its map as
+``mu``), input ``x`` ``[B,3,S,S]`` with a dynamic batch axis. ``image_size``, ``map_size``, ``threshold``, ``threshold_source`` (and the architecture)
 go into the model's metadata_props, which ``predict.py`` reads when given the ``.onnx`` file.
 
 Checks before the file is written: the graph's operators are the expected ones and it holds exactly
@@ -35,6 +35,7 @@ import torch.nn as nn
 
 from DUM.inference import FaceCropper, collect_inputs, load_torch_model, normalize
 from networks.cdc import Conv2d_cd, set_cdc_fold
+from networks.registry import DEPTH_NETS
 from utils.checkpoint import CheckpointError
 from utils.io import InputError, atomic_write_bytes, read_image
 from utils.run import run_stage, save_config, setup_logging
@@ -42,11 +43,12 @@ from utils.run import run_stage, save_config, setup_logging
 log = logging.getLogger("export_onnx")
 
 # Operators a CDCN(+DUM) graph may hold after export (shape plumbing of Resize and Squeeze included);
-# CDCN++'s spatial attention adds the reductions, sigmoid and product. Anything else (ReduceSum/Sub
-# of an unfolded CDC, RandomNormal of the DUM sample) fails the export.
+# CDCN++'s spatial attention adds the reductions, sigmoid and product, ResNet-18's residual sums an
+# Add. Anything else (ReduceSum/Sub of an unfolded CDC, RandomNormal of the DUM sample) fails the export.
 EXPECTED_OPS = {"Conv", "BatchNormalization", "Relu", "MaxPool", "Resize", "Concat", "Squeeze", "Unsqueeze",
                 "Shape", "Slice", "Gather", "Cast", "Constant", "Identity", "Reshape"}
 ATTENTION_OPS = {"ReduceMean", "ReduceMax", "Sigmoid", "Mul"}
+MODEL_OPS = {"cdcnpp": ATTENTION_OPS, "resnet18_u": {"Add"}, "resnet18": {"Add"}}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None,
                    help="threshold to store (default: the checkpoint's dev threshold, if any)")
     p.add_argument("--threshold-source", default=None, help="where --threshold came from (stored with it)")
-    a = p.add_argument_group("architecture of a plain state_dict (default: the checkpoint's config, else the published model)")
-    a.add_argument("--model", default=None, choices=("cdcn_u", "cdcn", "cdcnpp"), help="network")
-    a.add_argument("--theta", type=float, default=None, help="Conv2d_cd theta")
+    a = p.add_argument_group("network of a plain state_dict saved at other settings (default: what the checkpoint "
+                             "records, else recognised from its keys, at the published settings)")
+    a.add_argument("--model", default=None, choices=DEPTH_NETS, help="network (networks/registry.py)")
+    a.add_argument("--theta", type=float, default=None, help="Conv2d_cd theta (CDCN family)")
     a.add_argument("--width", type=float, default=None, help="channel width multiplier")
     a.add_argument("--image-size", type=int, default=None, help="input side")
     p.add_argument("--out-dir", default=None,
@@ -96,6 +99,20 @@ def fold_to_plain_convs(model: nn.Module) -> nn.Module:
                     plain.bias.copy_(c.bias * (1.0 - child.theta) if abs(child.theta) >= 1e-8 else c.bias)
             setattr(parent, name, plain)
     return model
+
+
+def convs_used(net: nn.Module, image_size: int) -> int:
+    """Convolutions a forward pass calls (ResNet18_u's ``lastconv3`` exists in the original but is never called)."""
+    used = set()
+    hooks = [m.register_forward_hook(lambda mod, inp, out: used.add(id(mod)))
+             for m in net.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            MeanLogvar(net).eval()(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        for h in hooks:
+            h.remove()
+    return len(used)
 
 
 class MeanLogvar(nn.Module):
@@ -148,7 +165,7 @@ def export_graph(net: nn.Module, image_size: int, opset: int, exporter: str = "a
 def check_ops(proto, model_name: str, expected_convs: int) -> Counter:
     """Operator counts of the graph; ValueError when an unexpected op appears or convs are missing/extra."""
     ops = Counter(n.op_type for n in proto.graph.node)
-    allowed = EXPECTED_OPS | (ATTENTION_OPS if model_name == "cdcnpp" else set())
+    allowed = EXPECTED_OPS | MODEL_OPS.get(model_name, set())
     extra = sorted(set(ops) - allowed)
     if extra:
         raise ValueError(f"exported graph holds unexpected operators {extra} (all: {dict(ops)})")
@@ -204,7 +221,7 @@ def parity(reference: dict, onnx_out: dict, tolerance: float) -> dict:
 
 def metadata(model, threshold, threshold_source, exporter: str, outputs) -> dict:
     meta = {"image_size": model.image_size, "map_size": model.map_size, "model": model.arch["model"],
-            "theta": model.arch["theta"], "width": model.arch["width"], "source_checkpoint": model.source,
+            "theta": model.arch.get("theta", ""), "width": model.arch["width"], "source_checkpoint": model.source,
             "threshold": "" if threshold is None else repr(float(threshold)),
             "threshold_source": threshold_source or "", "decision_rule": "live iff score > threshold",
             "score": "sum(mu) / sum(depth crop, raw 0-255) per frame; video = mean of frames",
@@ -226,7 +243,7 @@ def run(args) -> dict:
         log.warning("%s holds no threshold: the ONNX file gets none (predict.py will need --threshold)", model.source)
     reference = model.net.eval()
     plain = fold_to_plain_convs(reference).eval()
-    n_convs = sum(isinstance(m, nn.Conv2d) for m in plain.modules())
+    n_convs = convs_used(plain, model.image_size)
     proto, kind, outputs = export_graph(plain, model.image_size, args.opset, args.exporter)
     ops = check_ops(proto, model.arch["model"], n_convs)
     del proto.metadata_props[:]

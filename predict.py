@@ -33,6 +33,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from DUM.inference import (DECISION_RULE, JPEG_QUALITY, TEST_SCALE, FaceCropper, collect_inputs, decide,
                            depth_panel, iter_frames, load_depth_model, score_crops,
                            torch_threads)
+from networks.registry import DEPTH_NETS
 from utils.checkpoint import CheckpointError
 from utils.io import InputError, SkipReport, atomic_imwrite, atomic_write_text
 from utils.run import resolve_device, run_stage, save_config
@@ -67,9 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "use the value data/bbox.py ran with, e.g. 960 for 1920x1080 video)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (detector and PyTorch model)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch / ONNX Runtime (0 = library default)")
-    a = p.add_argument_group("architecture of a plain state_dict (default: the checkpoint's config, else the published model)")
-    a.add_argument("--model", default=None, choices=("cdcn_u", "cdcn", "cdcnpp"), help="network")
-    a.add_argument("--theta", type=float, default=None, help="Conv2d_cd theta")
+    a = p.add_argument_group("network of a plain state_dict saved at other settings (default: what the checkpoint "
+                             "records, else recognised from its keys, at the published settings)")
+    a.add_argument("--model", default=None, choices=DEPTH_NETS, help="network (networks/registry.py)")
+    a.add_argument("--theta", type=float, default=None, help="Conv2d_cd theta (CDCN family)")
     a.add_argument("--width", type=float, default=None, help="channel width multiplier")
     a.add_argument("--image-size", type=int, default=None, help="input side (map side = image size / 8)")
     return p

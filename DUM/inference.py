@@ -36,7 +36,8 @@ import torch
 
 from data.boxes import Box, crop_face
 from data.extract_frame import VIDEO_SUFFIXES
-from utils.checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict
+from networks.registry import load_model
+from utils.checkpoint import CheckpointError
 from utils.io import InputError, read_image
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 TEST_SCALE = 1.3       # crop_dataset.py --test-scale: the dev/test crop scale (CDCN's fixed 1.3)
 JPEG_QUALITY = 95      # what extract_frame.py, depth.py and crop_dataset.py store their JPEGs at
-ARCH_DEFAULTS = {"model": "cdcn_u", "theta": 0.7, "width": 1.0, "image_size": 256}  # the published model
 DECISION_RULE = "live iff score > threshold"
 
 
@@ -136,26 +136,12 @@ def _opt_float(value) -> float | None:
     return float(value)
 
 
-def build_net(arch: dict) -> torch.nn.Module:
-    from networks import build_depth_net
-
-    return build_depth_net(arch["model"], theta=arch["theta"], width=arch["width"], image_size=arch["image_size"])
-
-
 def load_torch_model(path, device="cpu", **overrides) -> TorchDepthModel:
-    """Our training checkpoint or a plain state_dict (``CDCN_U_P1.pkl``); ``overrides`` (model, theta,
-    width, image_size; None = from the checkpoint's config, else the published model) pick the architecture."""
-    from networks.cdcn_u import state_dict_from_checkpoint
-
+    """Our training checkpoint or an original plain state_dict (``CDCN_U_P1.pkl``), built by
+    networks/registry.py from what the file records; ``overrides`` (model, theta, width, image_size;
+    None = from the file) serve plain state_dicts saved at other settings."""
     path = Path(path)
-    obj = load_checkpoint(path, hint="Pass best.pt/last.pt of DUM/train.py, the released CDCN_U_P1.pkl "
-                                     "or an .onnx file of export_onnx.py.")
-    cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
-    arch = {k: overrides[k] if overrides.get(k) is not None else cfg.get(k, v) for k, v in ARCH_DEFAULTS.items()}
-    arch = {"model": str(arch["model"]), "theta": float(arch["theta"]), "width": float(arch["width"]),
-            "image_size": int(arch["image_size"])}
-    net = build_net(arch)
-    load_state_dict_strict(net, state_dict_from_checkpoint(obj, str(path)), source=str(path))
+    net, arch, obj = load_model(path, **overrides)
     plain = all(isinstance(v, torch.Tensor) for v in obj.values())
     threshold = None if plain else _opt_float(obj.get("threshold"))
     info = {"epoch": obj.get("epoch"), "threshold_eer": None if plain else _opt_float(obj.get("threshold_eer")),
@@ -195,8 +181,9 @@ def load_onnx_model(path, threads: int = 0, device="cpu") -> OnnxDepthModel:
     except (TypeError, ValueError):
         raise CheckpointError(f"{path}: no image_size in its metadata and no fixed input size; "
                               f"export it with export_onnx.py") from None
-    arch = {"model": meta.get("model", "cdcn_u"), "theta": _opt_float(meta.get("theta")),
-            "width": _opt_float(meta.get("width")), "image_size": image_size}
+    arch = {"model": meta.get("model", "cdcn_u"), "width": _opt_float(meta.get("width")), "image_size": image_size}
+    if _opt_float(meta.get("theta")) is not None:  # CDCN family only
+        arch["theta"] = _opt_float(meta.get("theta"))
     return OnnxDepthModel(session, source=str(path), image_size=image_size, map_size=map_size, arch=arch,
                           threshold=_opt_float(meta.get("threshold")),
                           threshold_source=meta.get("threshold_source") or None,
@@ -418,8 +405,8 @@ def iter_frames(files: Sequence[Path], every: int = 1, max_frames: int = 0,
             yield Frame(str(path), None, None, str(exc))
 
 
-__all__ = ["ARCH_DEFAULTS", "DECISION_RULE", "IMAGE_SUFFIXES", "JPEG_QUALITY", "TEST_SCALE", "DepthModel",
-           "FaceCrop", "FaceCropper", "FaceScore", "Frame", "OnnxDepthModel", "TorchDepthModel", "build_net",
+__all__ = ["DECISION_RULE", "IMAGE_SUFFIXES", "JPEG_QUALITY", "TEST_SCALE", "DepthModel",
+           "FaceCrop", "FaceCropper", "FaceScore", "Frame", "OnnxDepthModel", "TorchDepthModel",
            "collect_inputs", "decide", "depth_panel", "frame_scores", "iter_frames", "jpeg_roundtrip",
            "load_depth_model", "load_onnx_model", "load_torch_model", "normalize", "score_crops", "torch_threads",
            "video_frames"]

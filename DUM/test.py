@@ -41,15 +41,12 @@ from DUM.metrics import evaluate as evaluate_metrics
 from DUM.metrics import format_fold_summary, format_report, summarize_folds
 from DUM.plots import plot_curves
 from DUM.scores import write_scores
-from networks import build_depth_net
-from networks.cdcn_u import load_pretrained, state_dict_from_checkpoint
-from utils.checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint
+from networks.registry import DEPTH_NETS, load_model as load_network
+from utils.checkpoint import CheckpointError, save_checkpoint
 from utils.io import InputError, SkipReport, atomic_write_json, atomic_write_text
 from utils.run import resolve_device, run_stage, save_config
 
 log = logging.getLogger("DUM.test")
-
-ARCH_DEFAULTS = {"model": "cdcn_u", "theta": 0.7, "width": 1.0, "image_size": 256}  # the published model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,11 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     folds.add_argument("--all-folds", action="store_true", help="all six folds of protocols 3/4 (the default there)")
     p.add_argument("--dev-list", default=None, help="explicit dev list (instead of the protocol's Dev file)")
     p.add_argument("--test-list", default=None, help="explicit test list (instead of the protocol's Test file)")
-    p.add_argument("--model", default=None, choices=("cdcn_u", "cdcn", "cdcnpp"),
-                   help="architecture (default: from the checkpoint's config, else cdcn_u)")
-    p.add_argument("--theta", type=float, default=None, help="Conv2d_cd theta (default: checkpoint config, else 0.7)")
-    p.add_argument("--width", type=float, default=None, help="width multiplier (default: checkpoint config, else 1.0)")
-    p.add_argument("--image-size", type=int, default=None, help="input side (default: checkpoint config, else 256)")
+    a = p.add_argument_group("network of a plain state_dict saved at other settings (default: what the checkpoint "
+                             "records, else recognised from its keys, at the published settings)")
+    a.add_argument("--model", default=None, choices=DEPTH_NETS, help="network")
+    a.add_argument("--theta", type=float, default=None, help="Conv2d_cd theta (CDCN family)")
+    a.add_argument("--width", type=float, default=None, help="width multiplier")
+    a.add_argument("--image-size", type=int, default=None, help="input side (map side = image size / 8)")
     p.add_argument("--frame-batch", type=int, default=64, help="frames per forward pass")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
@@ -115,15 +113,9 @@ def lists_for(args, fold: int | None) -> tuple[Path, Path]:
 
 
 def load_model(args, path: Path, device: torch.device):
-    """Build the architecture named by the flags / checkpoint config and load the weights strictly."""
-    obj = load_checkpoint(path, hint="Pass a checkpoint of DUM/train.py or the released CDCN_U_P1.pkl.")
-    cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
-    arch = {k: getattr(args, k) if getattr(args, k) is not None else cfg.get(k, v) for k, v in ARCH_DEFAULTS.items()}
-    model = build_depth_net(arch["model"], theta=arch["theta"], width=arch["width"], image_size=arch["image_size"])
-    if arch["model"] == "cdcn_u":
-        load_pretrained(model, path)
-    else:
-        load_state_dict_strict(model, state_dict_from_checkpoint(obj, str(path)), source=str(path))
+    """The network the checkpoint holds (networks/registry.py), weights loaded strictly."""
+    model, arch, obj = load_network(path, model=args.model, theta=args.theta, width=args.width,
+                                    image_size=args.image_size)
     log.info("loaded %s (%s, epoch %s) as %s", path, "training checkpoint" if "model" in obj else "plain state_dict",
              obj.get("epoch", "?"), arch)
     return model.to(device).eval(), arch, obj

@@ -37,7 +37,7 @@ from DUM.dataset import AugmentConfig, DepthEvalDataset, DepthTrainDataset
 from DUM.engine import LOSS_KEYS, dev_summary, evaluate, original_format, train_one_epoch
 from DUM.sampler import RealGeneratedBatchSampler
 from DUM.scores import write_scores
-from networks import build_depth_net
+from networks import DEPTH_NETS, build_depth_net
 from utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, unwrap
 from utils.dist import barrier, cleanup, init_distributed
 from utils.io import InputError, SkipReport, atomic_write_text
@@ -46,7 +46,7 @@ from utils.seed import rng_state, seed_everything, seed_for_epoch, set_determini
 
 log = logging.getLogger("DUM.train")
 
-MODELS = ("cdcn_u", "cdcn", "cdcnpp")
+MODELS = DEPTH_NETS  # networks/registry.py
 DEV_COLUMNS = ("dev_acer", "dev_apcer", "dev_bpcer", "dev_threshold", "dev_eer", "dev_eer_threshold", "dev_auc",
                "dev_videos")
 # Settings that must not change when a run is resumed (the rest, e.g. --epochs or --workers, may).
@@ -75,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-augment", action="store_true", help="train on plain crops (no augmentation)")
     g.add_argument("--workers", type=int, default=4, help="DataLoader workers per process")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="cdcn_u", choices=MODELS, help="cdcn_u = CDCN+DUM; cdcn/cdcnpp = baselines")
-    m.add_argument("--theta", type=float, default=0.7, help="central-difference weight of Conv2d_cd")
+    m.add_argument("--model", default="cdcn_u", choices=MODELS,
+                   help="*_u = with the Depth Uncertainty Module (cdcn_u: CDCN+DUM, the paper's model); "
+                        "cdcn, cdcnpp, depthnet, resnet18 = depth-supervised baselines without DUM")
+    m.add_argument("--theta", type=float, default=0.7, help="central-difference weight of Conv2d_cd (CDCN family)")
     m.add_argument("--width", type=float, default=1.0, help="channel width multiplier (1.0 = published model)")
     m.add_argument("--image-size", type=int, default=256, help="input side; the depth map is image-size/8")
     o = p.add_argument_group("optimisation")
@@ -278,7 +280,7 @@ def checkpoint_state(model, optimizer, scheduler, scaler, epoch, args, best, sin
     state = {
         "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(), "epoch": epoch, "rng": rng_state(), "config": config_dict(args),
-        "git_sha": git_sha(), "arch": args.model, "best": best, "since_best": since_best,
+        "git_sha": git_sha(), "arch": args.model, "network": getattr(unwrap(model), "arch", None), "best": best, "since_best": since_best,
         "threshold": None, "threshold_eer": None, "threshold_source": None, "threshold_info": None,
         "dev_metrics": dev,
     }

@@ -25,7 +25,7 @@ import torch
 
 from DUM.engine import autocast_for, depth_outputs
 from DUM.losses import dum_loss
-from networks import build_depth_net
+from networks import DEPTH_NETS, build_depth_net
 from utils.run import resolve_device, setup_logging
 
 log = logging.getLogger("bench.dum_train")
@@ -34,7 +34,7 @@ log = logging.getLogger("bench.dum_train")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    p.add_argument("--model", default="cdcn_u", help="cdcn_u, cdcn or cdcnpp")
+    p.add_argument("--model", default="cdcn_u", choices=DEPTH_NETS, help="network (networks/registry.py)")
     p.add_argument("--image-size", type=int, default=256, help="input side")
     p.add_argument("--width", type=float, default=1.0, help="width multiplier")
     p.add_argument("--batch-size", type=int, default=64, help="training batch")

@@ -1,7 +1,8 @@
 """Prediction speed, images/s, with PyTorch and with ONNX Runtime on a few CPU threads (default 2).
 
-Model: the published CDCN+DUM (256 px, width 1.0; random weights unless ``--checkpoint``), in
-PyTorch (its Conv2d_cd layers run folded, one convolution each) and as exported by export_onnx.py.
+Model: the published CDCN+DUM (256 px, width 1.0; random weights unless ``--checkpoint``; another
+network of networks/registry.py with ``--model``), in PyTorch (Conv2d_cd layers run folded, one
+convolution each) and as exported by export_onnx.py.
 Two measurements for each backend:
 
 * ``forward``: the network alone on batches of ``--batch-sizes`` normalised crops;
@@ -32,8 +33,9 @@ import cv2
 import numpy as np
 import torch
 
-from DUM.inference import (ARCH_DEFAULTS, FaceCropper, TorchDepthModel, build_net, load_onnx_model, load_torch_model,
-                           score_crops, torch_threads)
+from DUM.inference import (FaceCropper, TorchDepthModel, load_onnx_model, load_torch_model, score_crops,
+                           torch_threads)
+from networks.registry import DEPTH_NETS, build_model
 from utils.io import atomic_write_bytes, atomic_write_json, read_image
 from utils.run import setup_logging
 
@@ -44,7 +46,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", default=None, help="our checkpoint (default: the published architecture, random weights)")
+    p.add_argument("--checkpoint", default=None, help="our checkpoint (default: --model at its published settings, random weights)")
+    p.add_argument("--model", default="cdcn_u", choices=DEPTH_NETS, help="network timed when no --checkpoint is given")
     p.add_argument("--samples-dir", type=Path, default=SHARED / "samples", help="photos for the end-to-end timing")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch and ONNX Runtime")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="forward-only batch sizes")
@@ -71,10 +74,9 @@ def make_models(args, tmp: Path) -> dict:
         torch_model = load_torch_model(args.checkpoint)
     else:
         torch.manual_seed(0)
-        arch = dict(ARCH_DEFAULTS)
-        net = build_net(arch)
-        torch_model = TorchDepthModel(net, torch.device("cpu"), source="random weights", image_size=arch["image_size"],
-                                      map_size=net.map_size, arch=arch)
+        net = build_model(args.model)
+        torch_model = TorchDepthModel(net, torch.device("cpu"), source="random weights", image_size=net.image_size,
+                                      map_size=net.map_size, arch=net.arch)
     plain = export_onnx.fold_to_plain_convs(torch_model.net.eval()).eval()
     proto, kind, _ = export_onnx.export_graph(plain, torch_model.image_size, 18, "auto")
     atomic_write_bytes(tmp / "model.onnx", proto.SerializeToString())

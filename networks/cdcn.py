@@ -12,24 +12,12 @@ from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from networks.blocks import map_size_for, resize_to, scaled
 from networks.cdc import Conv2d_cd, run_memory_efficient
 
 __all__ = ["CDCN", "CDCNpp", "CDCNOutput", "CDCNppOutput", "scaled", "cd_bn_relu", "cd_block",
            "map_size_for", "resize_to", "init_cdcn_trunk", "cdcn_trunk_forward", "run_blocks", "SpatialAttention"]
-
-
-def scaled(channels: int, width: float) -> int:
-    """Channel count at a width multiplier (width 1.0 returns the published number)."""
-    return max(1, int(round(channels * width)))
-
-
-def map_size_for(image_size: int) -> int:
-    """Side of the depth map: three stride-2 max-pools, 256 -> 32."""
-    if image_size % 8 or image_size < 8:
-        raise ValueError(f"image_size must be a positive multiple of 8, got {image_size}")
-    return image_size // 8
 
 
 def cd_bn_relu(basic_conv, c_in: int, c_out: int, theta: float) -> list:
@@ -47,16 +35,6 @@ def cd_block(basic_conv, channels: Sequence[int], theta: float, pool: bool = Tru
     if pool:
         layers.append(nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
     return nn.Sequential(*layers)
-
-
-def resize_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    """The original ``nn.Upsample(size=(32, 32), mode='bilinear')`` (align_corners False, no antialias).
-
-    At the target size bilinear resampling is the identity, so skip it instead of copying.
-    """
-    if x.shape[-2:] == (size, size):
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def init_cdcn_trunk(net: nn.Module, basic_conv, theta: float, width: float, image_size: int) -> int:

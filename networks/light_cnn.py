@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from networks.blocks import scaled
 from utils.checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict, save_checkpoint, unwrap
 
 __all__ = ["LightCNN29v2", "identity_features", "to_identity_input", "load_lightcnn", "save_lightcnn_checkpoint",
@@ -23,10 +24,6 @@ LIGHTCNN_FILE = "LightCNN_29Layers_V2_checkpoint.pth.tar"
 IDENTITY_SIZE = 128
 _HINT = (f"Put the published LightCNN-29 v2 checkpoint {LIGHTCNN_FILE} into ip_checkpoint/ "
          f"(or train one with `python train_lightcnn.py`, which writes the same layout).")
-
-
-def _scaled(channels: int, width: float) -> int:
-    return max(1, int(round(channels * width)))
 
 
 class mfm(nn.Module):
@@ -81,7 +78,7 @@ class LightCNN29v2(nn.Module):
 
     def __init__(self, num_classes: int | None = None, width: float = 1.0, layers=(1, 2, 3, 4)):
         super().__init__()
-        c48, c96, c192, c128 = (_scaled(c, width) for c in (48, 96, 192, 128))
+        c48, c96, c192, c128 = (scaled(c, width) for c in (48, 96, 192, 128))
         self.conv1 = mfm(1, c48, 5, 1, 2)
         self.block1 = nn.Sequential(*[resblock(c48) for _ in range(layers[0])])
         self.group1 = group(c48, c96)

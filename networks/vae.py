@@ -19,15 +19,13 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
+from networks.blocks import scaled
+
 __all__ = ["ResidualBlock", "SpoofEncoder", "LiveEncoder", "Decoder", "TypeClassifier", "DualVAE",
            "DualVAEOutput", "reparameterize", "IMAGE_SIZES"]
 
 IMAGE_SIZES = (256, 128, 64)
 _NORM_EPS = 1e-3  # InstanceNorm2d(eps=0.001), affine=False, no running stats: no state_dict entries
-
-
-def _scaled(channels: int, width: float) -> int:
-    return max(1, int(round(channels * width)))
 
 
 def _check_size(image_size: int) -> None:
@@ -77,7 +75,7 @@ class _Encoder(nn.Module):
     def __init__(self, chunks: int, image_size: int = 256, hdim: int = 128, width: float = 1.0):
         super().__init__()
         _check_size(image_size)
-        c = [_scaled(ch, width) for ch in (32, 64, 128, 256, 512)]
+        c = [scaled(ch, width) for ch in (32, 64, 128, 256, 512)]
         self.image_size, self.hdim, self.chunks = image_size, hdim, chunks
         stride = 2 if image_size == 256 else 1
         first_pool = nn.AvgPool2d(2) if image_size != 64 else nn.Identity()
@@ -122,7 +120,7 @@ class Decoder(nn.Module):
     def __init__(self, image_size: int = 256, hdim: int = 128, width: float = 1.0):
         super().__init__()
         _check_size(image_size)
-        c64, c128, c256, c512 = (_scaled(ch, width) for ch in (64, 128, 256, 512))
+        c64, c128, c256, c512 = (scaled(ch, width) for ch in (64, 128, 256, 512))
         self.image_size, self.hdim, self.bottleneck = image_size, hdim, c512
 
         def up(keep: bool) -> nn.Module:

@@ -28,8 +28,9 @@ def tiny_model(root: Path, samples_dir: Path) -> dict:
         return _CACHE["model"]
     import cv2
 
-    from DUM.inference import FaceCropper, TorchDepthModel, build_net, normalize, score_crops
+    from DUM.inference import FaceCropper, TorchDepthModel, normalize, score_crops
     from DUM.losses import dum_loss
+    from networks.registry import build_model
     from utils.checkpoint import save_checkpoint
 
     root.mkdir(parents=True, exist_ok=True)
@@ -42,7 +43,7 @@ def tiny_model(root: Path, samples_dir: Path) -> dict:
                           for c, label in zip(crops, SAMPLES.values())]).float()
     with torch_threads(1):
         torch.manual_seed(0)
-        net = build_net(ARCH)
+        net = build_model(ARCH)
         opt = torch.optim.Adam(net.parameters(), lr=3e-3)
         net.train()
         for _ in range(STEPS):

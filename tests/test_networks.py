@@ -79,7 +79,7 @@ def test_build_depth_net_factory():
     assert type(build_depth_net("CDCN", width=0.25, image_size=32)) is CDCN
     assert type(build_depth_net("cdcnpp", width=0.25, image_size=32)) is CDCNpp
     with pytest.raises(ValueError, match="unknown depth network"):
-        build_depth_net("resnet18_u")
+        build_depth_net("resnet50_u")
 
 
 # ----------------------------------------------------------------------------------- reference forward
