@@ -1,7 +1,7 @@
 """Export a trained depth network (CDCN+DUM or any of networks/registry.py) to ONNX, central-difference terms folded.
 
 Every ``Conv2d_cd`` becomes an ``nn.Conv2d`` holding its folded kernel (centre tap W_c - theta * sum W,
-exact for the 3x3/padding-1 layers of these networks, ORIGINAL_SPEC 3.1), so the graph holds only
+exact for the 3x3/padding-1 layers of these networks, docs/ORIGINAL.md 3.1), so the graph holds only
 ordinary convolutions that any runtime accelerates. Outputs are ``mu`` and ``logvar`` ``[B,M,M]``
 (the random DUM sample is left out: scores use mu only; a network without DUM gives its map as
 ``mu``), input ``x`` ``[B,3,S,S]`` with a dynamic batch axis. ``image_size``, ``map_size``, ``threshold``, ``threshold_source`` (and the architecture)

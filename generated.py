@@ -7,7 +7,7 @@
 Writes live folders p<P>_0_1_<k> and spoof folders p<P>_0_0_<k> (<id>_scene.jpg, ids 1..F) under
 <crop-root>/train_img_flod/, 32x32 depth labels of the live faces under train_depth_flod/, and the
 protocol: the input lines unchanged, then each generated folder once, shuffled with the seed (the
-original's manual "move the data and upgrade the protocol", spec 1.9). Defaults give the 350 + 350
+original's manual "move the data and upgrade the protocol", docs/ORIGINAL.md 1.9). Defaults give the 350 + 350
 folders of the shipped Train_g.txt. Deterministic with --seed; a rerun skips finished folders.
 --save-raw also writes the original generated.py layout (p1_0_<n>/p1_1_<n>, ids 0..99) to --out-path.
 Protocols 3 and 4 need --fold: each fold has its own generator, so its folders are p<P>f<fold>_0_<d>_<k>

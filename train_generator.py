@@ -1,4 +1,4 @@
-"""Train the DSDG dual-VAE generator (spec section 2) on the generator training list.
+"""Train the DSDG dual-VAE generator (docs/ORIGINAL.md 2) on the generator training list.
 
     python train_generator.py --img-root oulu_images --train-list train_list/train_list_oulu_p1.txt
     torchrun --nproc_per_node=4 train_generator.py ...          # DDP; --batch-size is the total

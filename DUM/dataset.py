@@ -1,6 +1,6 @@
 """Datasets of the depth network, reading the crop tree (docs/DATA_LAYOUT.md).
 
-Training (ORIGINAL_SPEC 3.5): one frame per item per draw, chosen from the sorted listing of the
+Training (docs/ORIGINAL.md 3.5): one frame per item per draw, chosen from the sorted listing of the
 frames that actually exist (the original drew ids 1..n-1 blind and crashed on gaps), with the
 original augmentation re-implemented in NumPy (imgaug no longer runs on NumPy >= 1.24):
 Add(-40..40 per channel) -> GammaContrast(0.5..1.5) -> RandomErasing -> flip -> BGR->RGB ->
@@ -12,7 +12,7 @@ silently): with ``on_missing="skip"`` it is left out of the draw and listed in t
 with ``"error"`` the dataset refuses to build. Randomness comes from ``(seed, epoch, draw_key)``
 (see DUM/sampler.py), so it does not depend on DataLoader workers or DDP world size.
 
-Evaluation (ORIGINAL_SPEC 3.8): one item per video holding every frame that has both a crop and a
+Evaluation (docs/ORIGINAL.md 3.8): one item per video holding every frame that has both a crop and a
 depth map; frames missing either are reported and not scored (the original scored blank images).
 """
 from __future__ import annotations

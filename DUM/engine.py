@@ -1,6 +1,6 @@
 """One training epoch and the one ``evaluate`` that train.py (dev) and test.py (dev + test) share.
 
-Scoring (ORIGINAL_SPEC 3.8): frame score = sum(mu) / sum(depth), the depth being the frame's raw
+Scoring (docs/ORIGINAL.md 3.8): frame score = sum(mu) / sum(depth), the depth being the frame's raw
 0-255 map at the network's map size; video score = mean of its frame scores. Frames whose depth
 map is all black would divide by zero (the original produced inf/nan): they are reported and left
 out; a video left with no frame is reported and gets no score. Frames are pushed through in chunks

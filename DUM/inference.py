@@ -15,11 +15,11 @@ One library for ``predict.py``, ``export_onnx.py`` and ``bench/bench_predict.py`
   (default 95) every image passes through the same JPEG encodings the stages store on disk (the
   video frame, the full-frame depth map, both crops), so a frame scores exactly as DUM/test.py would
   score it after the whole data pipeline (tests/test_predict.py checks this).
-* :func:`frame_scores` is DUM/test.py's score (ORIGINAL_SPEC 3.8): frame score = sum(mu) / sum(depth
+* :func:`frame_scores` is DUM/test.py's score (docs/ORIGINAL.md 3.8): frame score = sum(mu) / sum(depth
   crop, raw 0-255); a video's score is the mean of its frame scores. A face without a mesh, or with
   an all-black depth crop, has no denominator: it is reported as unscorable, never given a score.
 
-Decision rule (ORIGINAL_SPEC 4.2, the threshold's own rule): live iff score > threshold.
+Decision rule (docs/ORIGINAL.md 4.2, the threshold's own rule): live iff score > threshold.
 """
 from __future__ import annotations
 

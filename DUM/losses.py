@@ -1,4 +1,4 @@
-"""Depth losses of CDCN + DUM (ORIGINAL_SPEC 3.4): MSE + contrastive depth loss on the sampled map,
+"""Depth losses of CDCN + DUM (docs/ORIGINAL.md 3.4): MSE + contrastive depth loss on the sampled map,
 KL(N(mu, sigma^2) || N(D, 1)), and the real/generated weighting of the total.
 
 Maps are ``[B, M, M]`` (M = 32 at 256 px). Losses are computed in float32 even under autocast: the
@@ -37,7 +37,7 @@ def contrast_depth_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 
 def kl_to_target(mu: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, e^logvar) || N(D, 1)) summed over the map, averaged over the batch (DUM, spec 3.4)."""
+    """KL(N(mu, e^logvar) || N(D, 1)) summed over the map, averaged over the batch (DUM, docs/ORIGINAL.md 3.4)."""
     mu, logvar, target = mu.float(), logvar.float(), target.float()
     per_pixel = 0.5 * (logvar.exp() + (mu - target) ** 2 - 1.0 - logvar)
     return per_pixel.flatten(1).sum(1).mean()

@@ -1,4 +1,4 @@
-"""Real/generated batch sampler of the depth network (ORIGINAL_SPEC 3.6), sharded by rank for DDP.
+"""Real/generated batch sampler of the depth network (docs/ORIGINAL.md 3.6), sharded by rank for DDP.
 
 Per global batch: ``int(batch_size * ratio)`` real items (48 of 64) then the generated rest (16).
 

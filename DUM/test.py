@@ -1,4 +1,4 @@
-"""Score dev and test with a trained CDCN(+DUM) and report both metric rows (ORIGINAL_SPEC 1.11, 3.8, 4).
+"""Score dev and test with a trained CDCN(+DUM) and report both metric rows (docs/ORIGINAL.md 1.11, 3.8, 4).
 
 Loads our checkpoints (``best.pt``/``last.pt``) and the released ``CDCN_U_P1.pkl`` (a plain
 state_dict with ``module.`` keys) strictly. Each video is scored as the original: frame score =

@@ -1,4 +1,4 @@
-"""Train CDCN + Depth Uncertainty Module (DSDG, ORIGINAL_SPEC 1.10, 3.4-3.8) on real + generated crops.
+"""Train CDCN + Depth Uncertainty Module (DSDG, docs/ORIGINAL.md 1.10, 3.4-3.8) on real + generated crops.
 
 Reads only the training list (``Train_g`` when it exists, else ``Train``) and the dev list of the
 chosen OULU-NPU protocol/fold: model selection (``best.pt``) and early stopping look at dev only,
@@ -233,7 +233,7 @@ def _train(args, dist, out_dir: Path) -> dict:
         lr = optimizer.param_groups[0]["lr"]
         losses = train_one_epoch(net, loader, optimizer, scaler, device, epoch, args.gen_weight, args.kl_lambda,
                                  amp, main)
-        scheduler.step()  # per epoch, after training (ORIGINAL_SPEC 3.7)
+        scheduler.step()  # per epoch, after training (docs/ORIGINAL.md 3.7)
         row = {"epoch": epoch, "lr": lr, **losses, "seconds": round(time.time() - t0, 2)}
         dev = None
         if epoch == args.epochs or (epoch >= args.eval_start and epoch % args.eval_every == 0):

@@ -100,7 +100,7 @@ def contrast_depth_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 
 def dum_loss(out, depth: torch.Tensor, kl_weight: float = 1e-3) -> torch.Tensor:
-    """MSE(sample, D) + CDL(sample, D) + kl_weight * KL(N(mu, sigma^2) || N(D, 1)) (ORIGINAL_SPEC 3.4)."""
+    """MSE(sample, D) + CDL(sample, D) + kl_weight * KL(N(mu, sigma^2) || N(D, 1)) (docs/ORIGINAL.md 3.4)."""
     kl = 0.5 * (out.logvar.exp() + (out.mu - depth) ** 2 - 1.0 - out.logvar)
     return (F.mse_loss(out.sample, depth) + contrast_depth_loss(out.sample, depth)
             + kl_weight * kl.sum(dim=(1, 2)).mean())

@@ -2,7 +2,7 @@
 
 The maps come from the MediaPipe face mesh rendered by ``data/face_depth.py`` (background 0, the face's
 depth normalised to [0, 1] over the mesh, stored as 0-255); every frame gets one, live and attack:
-the test score divides by the frame's depth (ORIGINAL_SPEC.md 3.8)::
+the test score divides by the frame's depth (docs/ORIGINAL.md 3.8)::
 
     python data/depth.py --data-root oulu_images --split train [--shard K/N] [--no-use-boxes]
     python data/depth.py --data-root oulu_images --split train --import-prnet PRNET_DIR

@@ -1,6 +1,6 @@
 """Dense face depth maps without PRNet: the MediaPipe face mesh rendered with a vectorised z-buffer.
 
-The original DSDG used PRNet depth maps (TensorFlow 1, about 1 frame/s; ORIGINAL_SPEC.md 1.4). This
+The original DSDG used PRNet depth maps (TensorFlow 1, about 1 frame/s; docs/ORIGINAL.md 1.4). This
 module makes maps in the same convention from the 468-point MediaPipe face mesh: a grey image the
 size of the frame, background 0, the face's depth normalised to [0, 1] over the mesh (farthest mesh
 point 0, nose tip 1) and stored as 0-255. Eye and mouth openings of the mesh are closed by triangle

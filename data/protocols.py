@@ -1,7 +1,7 @@
 """Protocol lists: OULU-NPU Protocols 1-4 (six folds for 3 and 4) and a plain CSV protocol.
 
 Every stage reads its video lists through :func:`read_protocol`, so the label, the attack type and
-the subject of a video are decided here once (docs/DATA_LAYOUT.md, ORIGINAL_SPEC.md section 5).
+the subject of a video are decided here once (docs/DATA_LAYOUT.md, docs/ORIGINAL.md 5).
 
 OULU-NPU format, one ``<label>,<video id>`` per line, no header (``+1,1_1_01_1``):
 
@@ -12,7 +12,7 @@ OULU-NPU format, one ``<label>,<video id>`` per line, no header (``+1,1_1_01_1``
   files write ``-1`` for replay videos too, so -1/-2 are never used to tell print from replay. A
   label that says live for an attack file id (or attack for file id 1) is an error: it would
   train the network on the wrong class.
-* generated items (``p<P>_0_<d>_<k>``, ``d`` 1 live / 0 spoof; ORIGINAL_SPEC 1.9) carry ``1``/``0``;
+* generated items (``p<P>_0_<d>_<k>``, ``d`` 1 live / 0 spoof; docs/ORIGINAL.md 1.9) carry ``1``/``0``;
   the label must agree with ``d``. Their attack type is ``generated``.
 
 CSV format, for any other dataset: a header naming the columns ``path,label,attack_type,subject``

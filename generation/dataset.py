@@ -1,6 +1,6 @@
 """Generator training data: spoof frames of the generator list, each paired with a live frame.
 
-Faithful to the original ``GenDataset_s`` (spec 2.1): the items are the spoof lines (domain 0) of
+Faithful to the original ``GenDataset_s`` (docs/ORIGINAL.md 2.1): the items are the spoof lines (domain 0) of
 the list ``<video>/<frame> <user> <domain> <file id>``; the spoof type is file id 2..5 -> 0..3; the
 live partner is a random live frame (domain 1) of the same user, drawn again at every access; both
 images are cut with their own box at scale 1.0, resized (cv2 bilinear), RGB in [0, 1], no
@@ -10,7 +10,7 @@ What changed, and why:
 * The partner draw comes from a per-item RNG seeded by ``(seed, epoch, index)`` instead of the
   unseeded global one, so a run (and a resumed run) sees the same pairs. A new epoch still draws new
   partners, as the original did.
-* The original loader crashed on a missing box or image (spec 1.5). Here the list is checked up
+* The original loader crashed on a missing box or image (docs/ORIGINAL.md 1.5). Here the list is checked up
   front: a listed frame whose image or box file is missing is dropped and reported in a SkipReport
   CSV (``on_missing="skip"``, the default), or stops the run with the file named
   (``on_missing="error"``). A spoof frame whose user has no live frame left is dropped and reported

@@ -1,4 +1,4 @@
-"""The generator losses of DSDG, exactly as the original computes them (spec 2.6).
+"""The generator losses of DSDG, exactly as the original computes them (docs/ORIGINAL.md 2.6).
 
 Notation: x_s spoof image, x_l live image, x_hat the decoder output split into the two, z_t the
 spoof-pattern latent, z_Is / z_Il the identity latents of the spoof and live encoders, f(.) the
@@ -99,7 +99,7 @@ def generator_losses(*, spoof, live, rec_spoof, rec_live, mu_id_spoof, logvar_id
                      mu_id_live, logvar_id_live, z_type, z_id_spoof, z_id_live, type_logits, types,
                      feat_spoof=None, feat_live=None, feat_rec_spoof=None, feat_rec_live=None,
                      weights: LossWeights = LossWeights(), epoch: int = 2) -> dict[str, torch.Tensor]:
-    """Every weighted term of spec 2.6 plus ``total``. Features None: no ip/pair terms (reported as 0).
+    """Every weighted term of docs/ORIGINAL.md 2.6 plus ``total``. Features None: no ip/pair terms (reported as 0).
 
     Images are [B,3,S,S] in [0,1]; latents [B,hdim]; logits [B,attack_types]; features [B,256].
     The returned terms carry their lambda (as the original's logged values did); the warm-up factor

@@ -1,9 +1,9 @@
-"""Drawing paired live/spoof faces from a trained generator (spec 2.11) and the generated.py stage.
+"""Drawing paired live/spoof faces from a trained generator (docs/ORIGINAL.md 2.11) and the generated.py stage.
 
 One pair = decoder([noise_t, noise_I, noise_I]): one identity code shared by both outputs, an
 independent spoof-pattern code; channels 0-2 spoof, 3-5 live (the original ``generated.py``).
 
-The stage does in code what the original left as a manual step (spec 1.7, 1.9):
+The stage does in code what the original left as a manual step (docs/ORIGINAL.md 1.7, 1.9):
 * pair ``j`` (0-based) goes to folder ``k = j // F`` as frame id ``j % F + 1`` (``F`` =
   ``--frames-per-folder``, 99 as the depth loader expects): live ``<crop-root>/train_img_flod/
   p<P>_0_1_<k>/<id>_scene.jpg``, spoof ``.../p<P>_0_0_<k>/<id>_scene.jpg``, the live image's depth
@@ -14,7 +14,7 @@ The stage does in code what the original left as a manual step (spec 1.7, 1.9):
   PRNet maps);
 * the merged protocol is the input protocol, byte for byte, then one line per complete generated
   folder (``1,p<P>_0_1_<k>`` / ``0,p<P>_0_0_<k>``), shuffled with the seed: real lines first, as the
-  DUM batch sampler requires (spec 1.9, 3.6).
+  DUM batch sampler requires (docs/ORIGINAL.md 1.9, 3.6).
 
 Determinism and resume: the noise of pair ``j`` comes from its own generator seeded by
 ``(seed, j, attempt)``, so a folder's content depends on nothing but the seed and the generator

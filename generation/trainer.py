@@ -1,8 +1,8 @@
-"""Training loop of the DSDG dual-VAE generator (spec 2.6, 2.7), CPU or GPU, one process or DDP.
+"""Training loop of the DSDG dual-VAE generator (docs/ORIGINAL.md 2.6, 2.7), CPU or GPU, one process or DDP.
 
 Faithful: the seven loss terms and their weights (generation.losses), the epoch-1 warm-up at 0.01,
 Adam lr 2e-4 with default betas, no schedule, a frozen LightCNN whose gradients flow into the
-reconstructions. Changed on purpose (spec 7, 8):
+reconstructions. Changed on purpose (docs/ORIGINAL.md 7, 8):
 * the spoof-type classifier is trained (the original left it out of the optimizer);
   ``compat_untrained_classifier`` reproduces the original: it stays at its seeded random weights;
 * one checkpoint dict (all four networks, optimizer, scaler, epoch, RNG state, config), resume from
@@ -85,7 +85,7 @@ def load_identity_net(path, device, width: float = 1.0, no_identity_loss: bool =
 # ----------------------------------------------------------------------------------------------
 # model
 class TrainForward(nn.Module):
-    """The generator's training forward (spec 2.6 steps 1-3); DDP wraps this one module."""
+    """The generator's training forward (docs/ORIGINAL.md 2.6 steps 1-3); DDP wraps this one module."""
 
     def __init__(self, vae: nn.Module):
         super().__init__()

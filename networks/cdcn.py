@@ -1,7 +1,7 @@
 """CDCN and CDCN++ (Yu et al., CVPR 2020), the depth networks DSDG's CDCN+DUM is built from.
 
 Layer layout follows ``ZitongYu/CDCN: CVPR2020_paper_codes/models/CDCNs.py`` (see
-ORIGINAL_SPEC.md 3.2 and 3.10); the module names and Sequential indices are a checkpoint format.
+docs/ORIGINAL.md 3.2 and 3.10); the module names and Sequential indices are a checkpoint format.
 Also holds the trunk builders that ``networks/cdcn_u.py`` reuses (one home, never copied).
 ``width`` scales every channel count and ``image_size`` sets the input side (map side = size // 8),
 so CPU tests can run e.g. ``CDCN(width=0.25, image_size=64)``; the defaults are the paper's model.

@@ -2,7 +2,7 @@
 
 DSDG (arXiv 2112.00568) sec. III-C: the CDCN trunk predicts a per-pixel Gaussian over the depth map,
 mean ``mu`` and log-variance ``logvar`` from two plain 3x3 heads (no ReLU, no CDC, ``networks/dum.py``),
-and the depth losses are applied to one reparameterised sample. ORIGINAL_SPEC.md 3.2/3.9 give the
+and the depth losses are applied to one reparameterised sample. docs/ORIGINAL.md 3.2/3.9 give the
 layout; the module names (``conv1``, ``Block1``, ``mu_head``...) and Sequential indices are the key
 format of the released ``CDCN_U_P1.pkl`` and must not change.
 """

@@ -4,7 +4,7 @@ Representation with Noisy Labels", TIFS 2018; layout of ``AlfredXiangWu/LightCNN
 Every layer is a Max-Feature-Map (MFM): a convolution to 2*out channels followed by the element-wise
 max of the two halves. The attribute names (``conv1.filter``, ``blockN.i.convK.filter``,
 ``groupN.conv_a/conv.filter``, ``fc``, ``fc2``) are the key format of the published
-``LightCNN_29Layers_V2_checkpoint.pth.tar`` and must not change (ORIGINAL_SPEC.md 2.8, 8).
+``LightCNN_29Layers_V2_checkpoint.pth.tar`` and must not change (docs/ORIGINAL.md 2.8, 8).
 """
 from __future__ import annotations
 

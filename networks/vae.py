@@ -4,7 +4,7 @@ extending DVG, Fu et al., "Dual Variational Generation for Low-Shot Heterogeneou
 The spoof encoder maps a spoof face to an identity latent and a spoof-pattern latent, the live
 encoder maps the paired live face to an identity latent, and the decoder turns
 [z_type, z_id_spoof, z_id_live] into the pair (6 channels: spoof RGB, live RGB). Layer layout in
-ORIGINAL_SPEC.md 2.2-2.5; the ``main.<idx>`` / ``fc`` names and indices are the original key format.
+docs/ORIGINAL.md 2.2-2.5; the ``main.<idx>`` / ``fc`` names and indices are the original key format.
 
 Image sizes: 256 is the published model (first conv stride 2, five 2x pools, six 2x upsamplings).
 128 uses a stride-1 first conv and drops the decoder's last upsampling (DVG's 128-px layout); 64
@@ -188,7 +188,7 @@ class DualVAE(nn.Module):
                 "width": self.width}
 
     def forward(self, spoof: torch.Tensor, live: torch.Tensor) -> DualVAEOutput:
-        """Encode the pair, sample the three latents, decode (ORIGINAL_SPEC.md 2.6 steps 1-3)."""
+        """Encode the pair, sample the three latents, decode (docs/ORIGINAL.md 2.6 steps 1-3)."""
         mu_s, lv_s, mu_t, lv_t = self.spoof_encoder(spoof)
         mu_l, lv_l = self.live_encoder(live)
         z_t, z_s, z_l = reparameterize(mu_t, lv_t), reparameterize(mu_s, lv_s), reparameterize(mu_l, lv_l)

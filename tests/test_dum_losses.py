@@ -1,4 +1,4 @@
-"""DUM losses against hand-computed values (ORIGINAL_SPEC 3.4)."""
+"""DUM losses against hand-computed values (docs/ORIGINAL.md 3.4)."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Generator stage: training data, the losses of spec 2.6, the training loop, resume and DDP.
+"""Generator stage: training data, the losses of docs/ORIGINAL.md 2.6, the training loop, resume and DDP.
 
 Everything runs the real code on a tiny tree built from real photos (tests/gen_fixtures.py):
 64-px images, generator width 0.125, a width-0.125 LightCNN saved in the published layout.

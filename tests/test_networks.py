@@ -69,7 +69,7 @@ def test_dual_vae_groups_the_four_networks(reference_dir):
 
 
 def test_cdcn_and_cdcnpp_parameter_counts():
-    # ORIGINAL_SPEC.md 3.2 / 3.10.
+    # docs/ORIGINAL.md 3.2 / 3.10.
     assert sum(p.numel() for p in CDCN().parameters()) == 2_245_016
     assert sum(p.numel() for p in CDCNpp().parameters()) == 2_257_352
 

@@ -1,4 +1,4 @@
-"""Face crops and aligned depth labels for the depth network (ORIGINAL_SPEC 1.8, docs/DATA_LAYOUT.md).
+"""Face crops and aligned depth labels for the depth network (docs/ORIGINAL.md 1.8, docs/DATA_LAYOUT.md).
 
 For every frame ``{split}_img_flod/<video>/<video>_<n>_scene.jpg`` of ``--data-root`` that has a
 box (``{split}_bbox_flod``, the one ``x y w h`` format read by ``data.boxes``) and a full-frame depth
