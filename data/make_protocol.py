@@ -99,6 +99,7 @@ def update_index(out: Path, metas: list[dict]) -> Path:
     index = json.loads(path.read_text()) if path.is_file() else {}
     for meta in metas:
         index[meta["name"]] = {k: meta[k] for k in ("csv", "dataset", "protocol", "fold", "video_root")}
+        index[meta["name"]]["fold_number"] = meta["notes"].get("fold_index", meta["fold"])
     atomic_write_json(path, dict(sorted(index.items())))
     return path
 

@@ -179,7 +179,7 @@ def test_replay_unexpected_support_and_name(tmp_path):
 # ---------------------------------------------------------------------------------------------- SiW-M
 
 def test_siwm_thirteen_folds_each_holds_one_type_out(tmp_path):
-    builds = siwm.build(make_siwm(tmp_path / "SiW-M"))
+    builds = siwm.build(make_siwm(tmp_path / "SiW-M", per_type=2))
     assert len(builds) == 13 == len(SIWM_FOLDERS)
     for k, b in enumerate(builds, 1):
         held = b.notes["held_out"]
@@ -188,8 +188,10 @@ def test_siwm_thirteen_folds_each_holds_one_type_out(tmp_path):
         assert len({it.attack_type for it in b.items if it.split != "test" and not it.is_live}) == 12
         # official live split: Live/Train (4) -> train + dev, Live/Test (2) -> test
         assert {it.path.split("/")[1] for it in b.items if it.is_live and it.split == "test"} == {"Test"}
-        assert sum(it.is_live for it in b.items if it.split == "dev") >= 1
-        assert sum(not it.is_live for it in b.items if it.split == "dev") == 2  # round(0.2 * 12)
+        # dev per kind: round(0.2 * 4) = 1 of the 4 training live videos, 1 of the 2 videos of each training type
+        assert sum(it.is_live for it in b.items if it.split == "dev") == 1
+        assert sorted(it.attack_type for it in b.items if it.split == "dev" and not it.is_live) == \
+            sorted(t for t in siwm.TYPES if t != held)
         assert b.name.startswith(f"siwm_f{k:02d}_")
     assert [b.notes["held_out"] for b in builds][:3] == ["replay", "print", "half_mask"]
     (one,) = siwm.build(tmp_path / "SiW-M", fold="partial_paper")
@@ -272,3 +274,47 @@ def test_carve_dev_needs_two_subjects_and_keeps_test():
     carved = carve_dev(rows, 0.2, 0)
     assert [it.split for it in carved if it.subject == "s2"] == ["test"]
     assert sum(it.split == "dev" for it in carved) == 2
+
+
+# ---------------------------------------------------------------------------------------------- run_benchmark.sh helpers
+
+def test_plan_folds_get_subset_attack_types_and_mark(tmp_path, repo_root):
+    import subprocess
+    import sys
+
+    from data.benchmarks import plan
+
+    out = tmp_path / "p"
+    make_protocol(["--dataset", "siwm", "--root", str(make_siwm(tmp_path / "m", per_type=2)), "--out", str(out)])
+    make_protocol(["--dataset", "siw", "--root", str(make_siw(tmp_path / "s")), "--protocol", "1", "--out", str(out)])
+    assert plan.fold_names(out, "siwm", None, "5") == ["siwm_f05_transparent_mask"]
+    assert plan.fold_names(out, "siwm", "loo", "cosmetic") == ["siwm_f10_cosmetic"]
+    assert len(plan.fold_names(out, "siwm", None, None)) == 13 and plan.fold_names(out, "siw", "1", None) == ["siw_p1"]
+    with pytest.raises(InputError, match="no protocol of siw protocol 2"):
+        plan.fold_names(out, "siw", "2", None)
+    assert plan.get(out / "siw_p1.json", "notes.train_max_frames") == 60
+    assert plan.get(out / "siwm_f01_replay.json", "notes.train_max_frames", 0) == 0
+    train = plan.subset(out / "siw_p1.csv", ["train"], tmp_path / "train.csv")
+    assert {it.split for it in read_protocol(train)} == {"train"} and len(read_protocol(train)) == 32
+    assert plan.attack_types(out / "siwm_f01_replay.csv") == 12 and plan.attack_types(out / "siw_p1.csv") == 2
+    mark = json.loads(plan.mark(tmp_path / "run", out / "siwm_f01_replay.json", "replay").read_text())
+    assert mark == {"dataset": "siwm", "protocol": "loo", "fold": "replay", "protocol_file": "siwm_f01_replay.csv",
+                    "target": "replay"}
+    res = subprocess.run([sys.executable, "-m", "data.benchmarks.plan", "folds", "--out", str(out), "--dataset",
+                          "casia"], cwd=repo_root, capture_output=True, text=True)
+    assert res.returncode != 0 and "no protocol of casia" in res.stderr
+
+
+def test_run_benchmark_checks_its_arguments(repo_root, tmp_path):
+    import subprocess
+
+    script = str(repo_root / "scripts" / "run_benchmark.sh")
+    res = subprocess.run(["bash", script, "--dataset", "siw"], capture_output=True, text=True)
+    assert res.returncode == 2 and "--dataset and --root are required" in res.stderr
+    res = subprocess.run(["bash", script, "--dataset", "casia", "--root", str(tmp_path), "--target", "replay"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "--target needs --target-root" in res.stderr
+    res = subprocess.run(["bash", script, "--dataset", "siw", "--root", str(tmp_path), "--profile", "paper",
+                          "--ip-model", str(tmp_path / "none.pth")], capture_output=True, text=True)
+    assert res.returncode == 2 and "none.pth is missing" in res.stderr
+    assert "--target NAME" in subprocess.run(["bash", script, "--help"], capture_output=True, text=True).stdout

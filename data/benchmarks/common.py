@@ -88,23 +88,26 @@ def media_files(folder: Path, pattern: re.Pattern, what: str, companions: Sequen
 
 def carve_dev(items: list[ProtocolItem], fraction: float, seed: int) -> list[ProtocolItem]:
     """Move a seeded ``fraction`` of the training *subjects* with all their rows to dev; test rows are
-    untouched. Subjects are drawn per group of the same kind (bona fide only, attacks only, both:
-    datasets such as SiW-M have no subject ids, each video is its own subject), at least one and
-    never all of a group of two or more, with ``random.Random(seed).sample`` over sorted subjects, so
-    the same training subjects give the same dev set in every fold."""
+    untouched. Subjects are drawn per group of the same kind (the same labels and attack types:
+    datasets such as SiW-M have no subject ids, each video is its own subject, so every attack type
+    keeps training videos), at least one and never all of a group of two or more, with
+    ``random.Random(seed).sample`` over the sorted subjects of each group in turn, so the same
+    training subjects give the same dev set in every fold."""
     if not 0.0 < fraction < 1.0:
         raise InputError(f"--dev-fraction must lie in (0, 1), got {fraction}")
     kinds: dict[str, set] = {}
     for it in items:
         if it.split == "train":
-            kinds.setdefault(it.subject, set()).add(it.is_live)
+            kinds.setdefault(it.subject, set()).add(it.attack_type or "live")
     if len(kinds) < 2:
         raise InputError(f"cannot carve a subject-disjoint dev set from {len(kinds)} training subject(s)")
+    groups: dict[tuple, list[str]] = {}
+    for subject, kind in kinds.items():
+        groups.setdefault(tuple(sorted(kind)), []).append(subject)
     rng, dev = random.Random(seed), set()
-    for kind in (frozenset({True, False}), frozenset({True}), frozenset({False})):
-        group = sorted(s for s, k in kinds.items() if k == kind)
+    for _, group in sorted(groups.items()):
         if len(group) >= 2:
-            dev.update(rng.sample(group, min(len(group) - 1, max(1, round(fraction * len(group))))))
+            dev.update(rng.sample(sorted(group), min(len(group) - 1, max(1, round(fraction * len(group))))))
     return [replace(it, split="dev") if it.split == "train" and it.subject in dev else it for it in items]
 
 
