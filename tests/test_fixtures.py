@@ -21,7 +21,8 @@ def test_manifest_lists_the_files_the_suite_needs():
     names = {name for name, _ in _manifest()}
     assert {"reference/cdcn_dum_reference_small.pt", "reference/metrics/expected.json",
             "samples/image_T1.jpg", "samples/image_F1.jpg", "samples/image_F2.jpg",
-            "samples/LICENSE-Apache-2.0.txt", "reference/resnet18_u_reference_small.pt"} <= names
+            "samples/LICENSE-Apache-2.0.txt", "reference/resnet18_u_reference_small.pt",
+            "reference/depthnet_u_reference_small.pt"} <= names
     for net in ("cdcn_dum", "depthnet_u", "resnet18_u", "generator", "lightcnn29v2"):
         assert f"reference/{net}_state_dict_keys.json" in names
 
@@ -50,11 +51,13 @@ def test_default_init_recipe_reproduces_shipped_cdcn_weights(reference_dir):
     assert tensors_sha256(default_init_state_dict(listing, seed=1)) != tensors_sha256(rebuilt)
 
 
-def test_trimmed_resnet18_u_reference_rebuilds_with_matching_hashes():
-    ref = load_forward_reference("resnet18_u")
-    assert len(ref["state_dict"]) == 135
+@pytest.mark.parametrize("name,n_tensors,n_parameters", [("resnet18_u", 135, 4_983_256),
+                                                          ("depthnet_u", 74, 2_245_592)])
+def test_trimmed_reference_rebuilds_with_matching_hashes(name, n_tensors, n_parameters):
+    ref = load_forward_reference(name)
+    assert len(ref["state_dict"]) == n_tensors
     assert sum(v.numel() for k, v in ref["state_dict"].items() if not k.endswith(("running_mean", "running_var",
-                                                                                   "num_batches_tracked"))) == 4_983_256
+                                                                                   "num_batches_tracked"))) == n_parameters
     assert ref["mu"].shape == ref["epsilon"].shape == (2, 32, 32)
     assert torch.equal(ref["embedding"], ref["mu"] + ref["epsilon"] * torch.exp(ref["logvar"]).sqrt())
 
@@ -66,10 +69,11 @@ def test_trimmed_reference_rejects_other_weights(reference_dir):
     assert tensors_sha256(default_init_state_dict(listing, seed=1)) != ref["state_dict_sha256"]
 
 
-def test_trimmed_reference_equals_full_file_when_available():
-    full = torch.load(find_fixture("reference/resnet18_u_reference.pt"), weights_only=True)
-    small = torch.load(FIXTURES / "reference" / "resnet18_u_reference_small.pt", weights_only=True)
-    listing = json.loads((FIXTURES / "reference" / "resnet18_u_state_dict_keys.json").read_text())
+@pytest.mark.parametrize("name", ["resnet18_u", "depthnet_u"])
+def test_trimmed_reference_equals_full_file_when_available(name):
+    full = torch.load(find_fixture(f"reference/{name}_reference.pt"), weights_only=True)
+    small = torch.load(FIXTURES / "reference" / f"{name}_reference_small.pt", weights_only=True)
+    listing = json.loads((FIXTURES / "reference" / f"{name}_state_dict_keys.json").read_text())
     assert tensors_sha256(full["state_dict"]) == small["state_dict_sha256"]
     for k, v in default_init_state_dict(listing).items():
         assert torch.equal(v, full["state_dict"][k]), k
