@@ -34,7 +34,7 @@ from data.benchmarks import BUILDERS
 from data.benchmarks.common import DEFAULT_DEV_FRACTION, Built, check_disjoint, check_splits, count_table, counts
 from data.benchmarks.folders import DEFAULT_SUBJECT_PATTERN, DEFAULT_TEST_FRACTION
 from data.protocols import read_protocol, write_protocol
-from utils.io import InputError, atomic_write_json
+from utils.io import atomic_write_json
 from utils.run import run_stage, save_config
 
 log = logging.getLogger("data.make_protocol")
