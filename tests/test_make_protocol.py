@@ -46,6 +46,13 @@ def test_siw_protocol1_all_videos_dev_carved_from_train_and_60_frames(tmp_path):
     assert {it.path.split("/")[1] for it in b.items if it.is_live} == {"live"}
 
 
+def test_siw_accepts_the_m_infix_of_some_copies(tmp_path):
+    root = make_siw(tmp_path / "s")
+    (root / "Train/live/001/001-1-1-1-1.mov").rename(root / "Train/live/001/001-1-1-1-1.m.mov")
+    (b,) = siw.build(root, "1")
+    assert "Train/live/001/001-1-1-1-1.m.mov" in {it.path for it in b.items}
+
+
 @pytest.mark.parametrize("fold", [1, 2, 3, 4])
 def test_siw_protocol2_leaves_one_replay_medium_out(tmp_path, fold):
     (b,) = siw.build(make_siw(tmp_path / "s"), "2", str(fold))
@@ -83,7 +90,7 @@ def test_siw_dev_split_is_the_same_in_every_fold_and_follows_the_seed(tmp_path):
     ("Train/spoof/001/001-1-3-5-1.mov", "replay medium must be 1..4"),
     ("Train/spoof/001/002-1-3-1-1.mov", "in folder 001"),
     ("Test/live/001/001-1-1-1-1.mov", "in both Train and Test"),
-    ("Train/live/1/001-1-1-1-1.mov", "three-digit subject folders"),
+    ("Train/live/x01/001-1-1-1-1.mov", "subject folders such as 006"),
 ])
 def test_siw_errors_name_the_path(tmp_path, bad, message):
     root = make_siw(tmp_path / "s")

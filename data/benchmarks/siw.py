@@ -26,7 +26,8 @@ from data.benchmarks.common import (Built, carve_dev, child_dir, compare_counts,
                                     require_dir)
 from utils.io import InputError
 
-NAME = re.compile(r"^(\d{3})-([12])-([123])-(\d)-(\d+)\.(mov|mp4|avi)$", re.IGNORECASE)
+# some copies carry an extra ".m" before the extension (public SiW loaders accept it for live videos)
+NAME = re.compile(r"^(\d{3})-([12])-([123])-(\d)-(\d+)(?:\.m)?\.(mov|mp4|avi)$", re.IGNORECASE)
 TYPES = {1: "", 2: "print", 3: "replay"}
 MEDIA = {2: range(1, 3), 3: range(1, 5)}
 SPLITS = {"Train": "train", "Test": "test"}
@@ -47,9 +48,9 @@ def scan(root: Path) -> list[tuple[str, str, int, int, int, str]]:
         for kind in ("live", "spoof"):
             kind_dir = child_dir(split_dir, kind, f"SiW {folder}/{kind} videos")
             for subject_dir in sorted(p for p in kind_dir.iterdir() if not p.name.startswith(".")):
-                if not subject_dir.is_dir() or not re.fullmatch(r"\d{3}", subject_dir.name):
-                    raise InputError(f"{subject_dir}: unexpected entry in {kind_dir} (expected three-digit "
-                                     "subject folders such as 006)")
+                if not subject_dir.is_dir() or not subject_dir.name.isdigit():
+                    raise InputError(f"{subject_dir}: unexpected entry in {kind_dir} (expected subject folders "
+                                     "such as 006)")
                 for path, m in media_files(subject_dir, NAME, f"SiW subject folder {subject_dir}", COMPANIONS):
                     videos.append(_video(root, path, m, split, kind, subject_dir.name))
                 if seen.setdefault(subject_dir.name, split) != split:
@@ -61,7 +62,7 @@ def scan(root: Path) -> list[tuple[str, str, int, int, int, str]]:
 
 def _video(root: Path, path: Path, m: re.Match, split: str, kind: str, folder_subject: str):
     subject, sensor, kind_id, medium = m[1], int(m[2]), int(m[3]), int(m[4])
-    if subject != folder_subject:
+    if int(subject) != int(folder_subject):
         raise InputError(f"{path}: subject {subject} in the name but the video is in folder {folder_subject}")
     if (kind_id == 1) != (kind == "live"):
         raise InputError(f"{path}: type {kind_id} ({TYPES[kind_id] or 'live'}) does not belong in {kind}/")
