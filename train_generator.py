@@ -19,7 +19,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from data.protocol_args import default_out_dir, protocol_arg, protocol_tag  # noqa: E402
 from utils.dist import init_distributed, run_training_stage  # noqa: E402
+from utils.schedule import default_workers  # noqa: E402
 
 log = logging.getLogger("train_generator")
 
@@ -28,15 +30,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--img-root", default="oulu_images", help="full-frame tree holding train_img_flod/ and train_bbox_flod/")
-    g.add_argument("--train-list", default="train_list/train_list_oulu_p1.txt", help="generator training list (data/make_train_list.py)")
+    g.add_argument("--protocol", type=protocol_arg, default=1,
+                   help="OULU-NPU protocol 1-4 or a CSV protocol: only picks the defaults of --train-list and --out-dir")
+    g.add_argument("--train-list", default=None,
+                   help="generator training list (data/make_train_list.py; default train_list/train_list_oulu_p<P>.txt, "
+                        "runs/<csv stem>/train_list.txt for a CSV)")
+    g.add_argument("--crop-scale", type=float, default=1.3,
+                   help="faces are cut at this multiple of the box: 1.3 as the depth network's dev/test crops, so "
+                        "generated faces are framed like real ones (the original: 1.0)")
     g.add_argument("--on-missing", choices=("skip", "error"), default="skip",
                    help="a listed frame without image or box: skip it and list it in skipped_inputs.csv, or stop")
-    g.add_argument("--workers", type=int, default=8, help="DataLoader worker processes per process")
+    g.add_argument("--workers", type=int, default=default_workers(8),
+                   help="DataLoader worker processes per process (default min(8, CPU count - 1))")
+    g.add_argument("--threads", type=int, default=0, help="torch/OpenCV CPU threads per process (0 = library default)")
     g = p.add_argument_group("model")
     g.add_argument("--image-size", type=int, default=256, choices=(256, 128, 64), help="generator resolution (64/128 for CPU)")
     g.add_argument("--width", type=float, default=1.0, help="channel multiplier of the generator (1.0 = the published net; <1 for CPU tests)")
     g.add_argument("--hdim", type=int, default=128, help="size of each latent")
-    g.add_argument("--attack-types", type=int, default=4, help="spoof types (OULU file ids 2..5)")
+    g.add_argument("--attack-types", type=int, default=0,
+                   help="spoof types (OULU: 4, file ids 2..5); 0 = from the training list (highest spoof file id - 1)")
     g = p.add_argument_group("identity network (LightCNN-29 v2, frozen)")
     g.add_argument("--ip-model", default="./ip_checkpoint/LightCNN_29Layers_V2_checkpoint.pth.tar",
                    help="LightCNN checkpoint (published layout, or train_lightcnn.py output)")
@@ -58,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reproduce the original: the spoof-type classifier is not optimised (stays random)")
     g.add_argument("--limit-batches", type=int, default=0, help="at most this many iterations per epoch (0 = all; for smoke runs)")
     g = p.add_argument_group("run")
-    g.add_argument("--out-dir", default="model_oulu_p1", help="run folder: checkpoints, config, log, metrics")
+    g.add_argument("--out-dir", default=None,
+                   help="run folder: checkpoints, config, log, metrics (default model_oulu_p<P>, runs/<csv stem>/generator)")
     g.add_argument("--preview-dir", default="", help="preview PNG folder (default: <out-dir>/previews)")
     g.add_argument("--num-preview", type=int, default=64, help="images per preview grid (0 = no previews; original: the batch size)")
     g.add_argument("--test-epoch", type=int, default=10, help="previews at epoch 1 and every N epochs")
@@ -75,14 +88,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(args, dist_info=None) -> dict:
-    from generation.trainer import train
+def resolve_defaults(args) -> None:
+    """--train-list and --out-dir from --protocol when not given."""
+    if args.train_list is None:
+        args.train_list = (f"train_list/train_list_oulu_{protocol_tag(args.protocol)}.txt"
+                           if isinstance(args.protocol, int) else f"runs/{protocol_tag(args.protocol)}/train_list.txt")
+    if args.out_dir is None:
+        args.out_dir = str(default_out_dir(args.protocol, None, f"model_oulu_{protocol_tag(args.protocol)}", "generator"))
 
+
+def run(args, dist_info=None) -> dict:
+    from generation.trainer import train  # deferred: torch
+    from utils.schedule import set_threads
+
+    set_threads(args.threads)
     return train(args, dist_info or init_distributed(args.device))
 
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
+    resolve_defaults(args)
     from generation.trainer import SetupError
 
     return run_training_stage(args, run, (SetupError,))

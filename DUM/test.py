@@ -45,6 +45,7 @@ from networks.registry import DEPTH_NETS, load_model as load_network
 from utils.checkpoint import CheckpointError, save_checkpoint
 from utils.io import InputError, SkipReport, atomic_write_json, atomic_write_text
 from utils.run import resolve_device, run_stage, save_config
+from utils.schedule import default_workers, set_threads
 
 log = logging.getLogger("DUM.test")
 
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--width", type=float, default=None, help="width multiplier")
     a.add_argument("--image-size", type=int, default=None, help="input side (map side = image size / 8)")
     p.add_argument("--frame-batch", type=int, default=64, help="frames per forward pass")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    p.add_argument("--workers", type=int, default=default_workers(), help="DataLoader workers (default min(4, CPU count - 1))")
+    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV CPU threads (0 = library default)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--amp", action="store_true", help="float16 autocast on CUDA")
     p.add_argument("--save-threshold", action="store_true",
@@ -196,6 +198,7 @@ def run(args) -> dict:
         log.warning("one checkpoint for all %d folds: each fold should have its own model ('{fold}' in --checkpoint)",
                     len(folds))
     save_config(args, out_dir)
+    set_threads(args.threads)
     device = resolve_device(args.device)
     with logging_redirect_tqdm():
         results = []

@@ -42,6 +42,7 @@ from utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, 
 from utils.dist import barrier, cleanup, init_distributed
 from utils.io import InputError, SkipReport, atomic_write_text
 from utils.run import config_dict, git_sha, run_stage, save_config, setup_logging
+from utils.schedule import apply_iteration_budget, default_workers, set_threads
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state
 
 log = logging.getLogger("DUM.train")
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RandomErasing fill: mean (fixed) or black (the original's uint8 truncation)")
     g.add_argument("--cutout-length", type=int, default=50, help="Cutout max side at 256 px (scaled with --image-size)")
     g.add_argument("--no-augment", action="store_true", help="train on plain crops (no augmentation)")
-    g.add_argument("--workers", type=int, default=4, help="DataLoader workers per process")
+    g.add_argument("--workers", type=int, default=default_workers(),
+                   help="DataLoader workers per process (default min(4, CPU count - 1))")
     m = p.add_argument_group("model")
     m.add_argument("--model", default="cdcn_u", choices=MODELS,
                    help="*_u = with the Depth Uncertainty Module (cdcn_u: CDCN+DUM, the paper's model); "
@@ -82,7 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--width", type=float, default=1.0, help="channel width multiplier (1.0 = published model)")
     m.add_argument("--image-size", type=int, default=256, help="input side; the depth map is image-size/8")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=1600, help="training epochs")
+    o.add_argument("--epochs", type=int, default=1600,
+                   help="training epochs; an epoch is one frame of every real training video, "
+                        "ceil(real videos / real per batch) batches (utils/schedule.py)")
+    o.add_argument("--iterations", type=int, default=0,
+                   help="training length in batches instead (0 = off): --epochs, --eval-start, --eval-every and "
+                        "--step-size are stretched together so the run lasts about this many iterations")
     o.add_argument("--batch-size", type=int, default=64, help="global batch (all processes together)")
     o.add_argument("--ratio", type=float, default=0.75, help="real fraction of each batch (48 of 64)")
     o.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
@@ -100,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out-dir", default=None, help="run folder (default CDCN_U_P<p>[_F<fold>], the original --log name)")
     e.add_argument("--resume", default="", help="'last' (= <out-dir>/last.pt) or a checkpoint path to continue from")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    e.add_argument("--threads", type=int, default=0, help="torch/OpenCV CPU threads per process (0 = library default)")
     e.add_argument("--seed", type=int, default=0, help="seed (rank added under DDP; reseeded every epoch)")
     e.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
     return p
@@ -172,6 +180,7 @@ def _train(args, dist, out_dir: Path) -> dict:
     if main:
         save_config(args, out_dir)
     set_deterministic(args.deterministic)
+    set_threads(args.threads)
     seed_everything(args.seed)  # same initial weights on every rank
     model = build_depth_net(args.model, theta=args.theta, width=args.width, image_size=args.image_size).to(device)
     map_size = int(getattr(model, "map_size", args.image_size // 8))
@@ -194,6 +203,9 @@ def _train(args, dist, out_dir: Path) -> dict:
     if 0 < len(train_set.generated_indices) < sampler.n_gen_per_batch:
         log.warning("only %d generated items for %d generated slots per batch: drawn with replacement",
                     len(train_set.generated_indices), sampler.n_gen_per_batch)
+    apply_iteration_budget(args, len(sampler))
+    if main and args.iterations:
+        save_config(args, out_dir)  # the resolved schedule
     log.info("batches per epoch %d: %d real + %d generated per batch (%d real, %d generated items)", len(sampler),
              sampler.n_real_per_batch, sampler.n_gen_per_batch, len(train_set.real_indices),
              len(train_set.generated_indices))

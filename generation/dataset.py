@@ -3,8 +3,9 @@
 Faithful to the original ``GenDataset_s`` (docs/ORIGINAL.md 2.1): the items are the spoof lines (domain 0) of
 the list ``<video>/<frame> <user> <domain> <file id>``; the spoof type is file id 2..5 -> 0..3; the
 live partner is a random live frame (domain 1) of the same user, drawn again at every access; both
-images are cut with their own box at scale 1.0, resized (cv2 bilinear), RGB in [0, 1], no
-augmentation, no normalisation.
+images are cut with their own box, resized (cv2 bilinear), RGB in [0, 1], no augmentation, no
+normalisation. The original cut at 1.0x the box; train_generator.py's ``--crop-scale`` (default 1.3)
+frames the faces like the depth network's real crops, so generated faces match them.
 
 What changed, and why:
 * The partner draw comes from a per-item RNG seeded by ``(seed, epoch, index)`` instead of the
@@ -88,6 +89,21 @@ def read_gen_list(path, attack_types: int = 4) -> list[GenListEntry]:
     return entries
 
 
+def attack_types_in_list(path) -> int:
+    """Spoof classes a generator list needs: highest spoof file id - 1 (OULU-NPU: 4; make_train_list
+    numbers a CSV's attack types 2, 3, ... in sorted order). Warns when there is only one, because the
+    spoof-type loss (cross-entropy over a single class) is then always 0."""
+    entries = read_gen_list(path, attack_types=1_000_000)
+    types = sorted({e.spoof_type for e in entries if e.domain == 0})
+    if not types:
+        raise InputError(f"{path}: no spoof line (domain 0) in the generator training list")
+    if len(types) == 1:
+        log.warning("%s: one attack type only: the spoof-type classification loss is 0 (cross-entropy over one "
+                    "class), so --lambda-type has no effect and the spoof-pattern latent is not pushed to "
+                    "separate attack types", path)
+    return types[-1] + 1
+
+
 def to_tensor_rgb(image_rgb: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 RGB -> [3, H, W] float in [0, 1] (what ToTensor did)."""
     return torch.from_numpy(np.ascontiguousarray(image_rgb)).permute(2, 0, 1).float().div_(255.0)
@@ -103,7 +119,7 @@ class GenDataset(Dataset):
 
     def __init__(self, img_root, entries: Sequence[GenListEntry] | str | Path, image_size: int = 256,
                  seed: int = 0, attack_types: int = 4, on_missing: str = "skip",
-                 report: SkipReport | None = None, split: str = "train"):
+                 report: SkipReport | None = None, split: str = "train", crop_scale: float = 1.0):
         if on_missing not in ("skip", "error"):
             raise ValueError(f"on_missing must be 'skip' or 'error', got {on_missing!r}")
         if not isinstance(entries, (list, tuple)):
@@ -113,7 +129,7 @@ class GenDataset(Dataset):
         if not self.img_dir.is_dir():
             raise InputError(f"{self.img_dir}: image tree not found (set --img-root to the folder holding "
                              f"{split}_img_flod/ and {split}_bbox_flod/)")
-        self.image_size = int(image_size)
+        self.image_size, self.crop_scale = int(image_size), float(crop_scale)
         self.seed = int(seed)
         self.epoch = 0
         self.report = report
@@ -177,7 +193,7 @@ class GenDataset(Dataset):
         image = read_image(img_path)
         box = read_box(box_path)
         try:
-            face = crop_face(image, box, scale=1.0, size=self.image_size, interpolation=cv2.INTER_LINEAR)
+            face = crop_face(image, box, scale=self.crop_scale, size=self.image_size, interpolation=cv2.INTER_LINEAR)
         except InputError as exc:
             raise InputError(f"{img_path} with {box_path}: {exc}") from None
         return to_tensor_rgb(cv2.cvtColor(face, cv2.COLOR_BGR2RGB))

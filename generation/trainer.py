@@ -31,13 +31,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from generation.dataset import GenDataset
+from generation.dataset import GenDataset, attack_types_in_list
 from generation.losses import TERMS, LossWeights, generator_losses
 from generation.sampling import decode_pairs
 from utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from utils.dist import DistInfo, all_gather_object, all_reduce_mean, barrier
 from utils.io import SkipReport, atomic_imwrite, atomic_write_json, atomic_write_text
-from utils.run import config_dict, git_sha
+from utils.run import config_dict, git_sha, save_config
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state, torch_generator
 
 log = logging.getLogger(__name__)
@@ -237,8 +237,15 @@ class GeneratorTrainer:
         # Identity network first: a missing file must stop the run before any data is touched.
         self.identity_net = load_identity_net(args.ip_model, self.device, args.ip_width, args.no_identity_loss)
         self.report = SkipReport(self.out_dir / "skipped_inputs.csv")
+        found = attack_types_in_list(args.train_list)
+        if args.attack_types <= 0:  # --attack-types 0: from the data
+            args.attack_types = found
+            log.info("--attack-types %d, from the spoof file ids of %s", found, args.train_list)
+            if self.is_main:
+                save_config(args, self.out_dir)
         self.dataset = GenDataset(args.img_root, args.train_list, image_size=args.image_size, seed=args.seed,
-                                  attack_types=args.attack_types, on_missing=args.on_missing, report=self.report)
+                                  attack_types=args.attack_types, on_missing=args.on_missing, report=self.report,
+                                  crop_scale=getattr(args, "crop_scale", 1.0))
         if self.is_main and len(self.report):
             self.report.write()
 
