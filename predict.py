@@ -132,6 +132,7 @@ def face_row(frame, crop, result, threshold: float, save_depth) -> Row:
         row.status, row.detail = "no_depth", crop.problem
         return row
     row.score, row.decision, row.status = repr(result.score), decide(result.score, threshold), "scored"
+    row.detail = crop.note  # set when the face template's depth was the denominator
     if save_depth:
         path = Path(save_depth) / png_name(frame.file, frame.frame, crop.face)
         atomic_imwrite(path, depth_panel(crop.image, result.mu))

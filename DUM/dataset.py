@@ -7,13 +7,14 @@ Add(-40..40 per channel) -> GammaContrast(0.5..1.5) -> RandomErasing -> flip -> 
 Cutout -> (x - 127.5) / 128. Target: depth / 255 at the model's map size for live items, zeros
 for attacks (real and generated).
 
-A live frame without a depth map is never trained on as an all-zero map (the original did that
-silently): with ``on_missing="skip"`` it is left out of the draw and listed in the skip report,
-with ``"error"`` the dataset refuses to build. Randomness comes from ``(seed, epoch, draw_key)``
+A live frame without a depth map, or whose map is all black, is never trained on as an all-zero
+map (the original did that silently): with ``on_missing="skip"`` it is left out of the draw and
+listed in the skip report, with ``"error"`` the dataset refuses to build. Randomness comes from ``(seed, epoch, draw_key)``
 (see DUM/sampler.py), so it does not depend on DataLoader workers or DDP world size.
 
-Evaluation (docs/ORIGINAL.md 3.8): one item per video holding every frame that has both a crop and a
-depth map; frames missing either are reported and not scored (the original scored blank images).
+Evaluation (docs/ORIGINAL.md 3.8): one item per video holding every frame that has a crop, as the
+original scored every frame; a frame without a depth map is scored with the face template's depth
+(DUM/denominator.py) and reported; a video without any crop is a failure to acquire.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from data.frames import depth_name, list_frames, split_dirs
+from DUM.denominator import FALLBACK_NOTE
 from utils.io import InputError, SkipReport, read_image
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,14 @@ def _listdir(path: Path) -> set[str]:
         return set()
 
 
+def _has_depth(path: Path) -> bool:
+    """Whether a depth map has any non-zero pixel (unreadable maps count as having none)."""
+    try:
+        return bool(read_image(path, grey=True).any())
+    except InputError:
+        return False
+
+
 class DepthTrainDataset(Dataset):
     """Training items (protocol lines) of the crop tree; real and generated videos alike.
 
@@ -185,9 +195,16 @@ class DepthTrainDataset(Dataset):
             return frames, []
         depth_dir = self.dirs["depth"] / item.video_id
         have = _listdir(depth_dir)
-        usable = [f for f in frames if depth_name(f) in have]
-        missing = [(str(depth_dir / depth_name(f)), "live frame without depth map: not used")
-                   for f in frames if depth_name(f) not in have]
+        usable, missing = [], []
+        for f in frames:
+            if depth_name(f) not in have:
+                missing.append((str(depth_dir / depth_name(f)), "live frame without depth map: not used"))
+            elif not _has_depth(depth_dir / depth_name(f)):
+                # an all-black live target would teach "attack"; a map the mesh put elsewhere looks like this
+                missing.append((str(depth_dir / depth_name(f)), "live frame whose depth map is all black: "
+                                                               "treated as missing, not used"))
+            else:
+                usable.append(f)
         return usable, missing
 
     def set_epoch(self, epoch: int) -> None:
@@ -216,10 +233,13 @@ class DepthTrainDataset(Dataset):
 
 
 class DepthEvalDataset(Dataset):
-    """One item per video: every frame that has both a crop image and a depth map.
+    """One item per video: every frame that has a crop image (that is, a face box), as the original
+    scored every frame.
 
     Items hold uint8 RGB frames ``[T,3,S,S]`` (normalised on the device by the engine) and the raw
-    0-255 depth maps ``[T,M,M]`` that form the score's denominator.
+    0-255 depth maps ``[T,M,M]`` that form the score's denominator; a frame without a depth map gets
+    zeros, and the engine divides its sum(mu) by the face template's depth (DUM/denominator.py).
+    A video without any crop cannot be scored: it is listed in ``unscorable`` (a failure to acquire).
     """
 
     def __init__(self, items: Sequence, crop_root, split: str, image_size: int = 256, map_size: int = 32,
@@ -231,20 +251,20 @@ class DepthEvalDataset(Dataset):
         problems: list[tuple[str, str]] = []
         for item in items:
             img_dir, depth_dir = self.dirs["img"] / item.video_id, self.dirs["depth"] / item.video_id
-            frames = list_frames(img_dir)
+            frames = list_frames(img_dir)  # every frame with a face box has a crop: each one is scored
             have = _listdir(depth_dir)
-            usable = [f for f in frames if depth_name(f) in have]
-            problems += [(str(img_dir / f), "crop without depth map: not scored") for f in frames if depth_name(f) not in have]
+            problems += [(str(img_dir / f), f"crop without depth map: {FALLBACK_NOTE}")
+                         for f in frames if depth_name(f) not in have]
             names = {depth_name(f) for f in frames}
             problems += [(str(depth_dir / d), "depth map without crop image: not scored")
                          for d in sorted(have) if d.endswith("_depth1D.jpg") and d not in names]
-            if usable:
+            if frames:
                 self.items.append(item)
-                self.frames.append(usable)
+                self.frames.append(frames)
             else:
                 self.unscorable.append(item)
                 problems.append((f"{source}:{item.video_id}" if source else item.video_id,
-                                 f"no frame with both crop and depth map under {img_dir.parent.parent}: video not scored"))
+                                 f"no face crop under {img_dir.parent.parent}: video not scored (failure to acquire)"))
         self.problems = problems
         if report is not None:
             report.extend(problems)
@@ -257,24 +277,27 @@ class DepthEvalDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
-        images, depths, kept, bad = [], [], [], []
+        images, depths, kept, bad, has_depth = [], [], [], [], []
         for frame in self.frames[index]:
+            depth_path = self.dirs["depth"] / item.video_id / depth_name(frame)
             try:
                 image = _resize(read_image(self.dirs["img"] / item.video_id / frame), self.image_size)
-                depth = _resize(read_image(self.dirs["depth"] / item.video_id / depth_name(frame), grey=True),
-                                self.map_size)
+                # no map (the mesh failed): zeros, which the engine scores with the face template's depth
+                depth = _resize(read_image(depth_path, grey=True), self.map_size) if depth_path.is_file() \
+                    else np.zeros((self.map_size, self.map_size), np.uint8)
             except InputError as exc:
                 bad.append((f"{item.video_id}/{frame}", f"unreadable: {exc}"))
                 continue
             images.append(image[:, :, ::-1].transpose(2, 0, 1))
             depths.append(depth)
             kept.append(frame)
+            has_depth.append(depth_path.is_file())
         s, m = self.image_size, self.map_size
         return {
             "images": torch.from_numpy(np.ascontiguousarray(np.stack(images))) if images
             else torch.zeros(0, 3, s, s, dtype=torch.uint8),
             "depth": torch.from_numpy(np.stack(depths).astype(np.float32)) if depths else torch.zeros(0, m, m),
-            "frames": kept, "bad": bad, "item": item,
+            "frames": kept, "bad": bad, "item": item, "has_depth": has_depth,
         }
 
 

@@ -1,11 +1,14 @@
 """One training epoch and the one ``evaluate`` that train.py (dev) and test.py (dev + test) share.
 
 Scoring (docs/ORIGINAL.md 3.8): frame score = sum(mu) / sum(depth), the depth being the frame's raw
-0-255 map at the network's map size; video score = mean of its frame scores. Frames whose depth
-map is all black would divide by zero (the original produced inf/nan): they are reported and left
-out; a video left with no frame is reported and gets no score. Frames are pushed through in chunks
-of ``frame_batch`` frames, across video boundaries (a frame-level dev set would otherwise cost one
-forward pass per frame), with BatchNorm in eval mode, so chunking does not change the scores.
+0-255 map at the network's map size; video score = mean of its frame scores. Every frame with a
+crop is scored, as in the original: a frame without a depth map or with an all-black one (which
+would divide by zero) is divided by the face template's depth sum instead (DUM/denominator.py) and
+listed in ``EvalResult.fallback``. Only a frame whose network output is not finite is left out; a
+video left with no scored frame gets a NaN score, a failure to acquire that the metrics count as an
+error (DUM/metrics). Frames are pushed through in chunks of ``frame_batch`` frames, across video
+boundaries (a frame-level dev set would otherwise cost one forward pass per frame), with BatchNorm
+in eval mode, so chunking does not change the scores.
 """
 from __future__ import annotations
 
@@ -19,8 +22,9 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from DUM.dataset import DepthEvalDataset, first_item, normalize_image
+from DUM.denominator import FALLBACK_NOTE, frame_score
 from DUM.losses import dum_loss
-from DUM.metrics import cdcn_errors, dev_metrics
+from DUM.metrics import dev_metrics
 from DUM.scores import ScoreRow
 from utils.checkpoint import unwrap
 from utils.dist import all_gather_object, all_reduce_mean
@@ -78,6 +82,7 @@ class EvalResult:
     rows: list = field(default_factory=list)          # ScoreRow per video (NaN = not scorable), dataset order
     frames: list = field(default_factory=list)        # (video_id, frame, score) per scored frame
     problems: list = field(default_factory=list)      # (item, reason) of frames/videos not scored
+    fallback: list = field(default_factory=list)      # "video/frame" scored with the face template's depth
 
 
 def _mu_sums(model, images: torch.Tensor, device: torch.device, amp: bool) -> torch.Tensor:
@@ -130,19 +135,24 @@ class FrameBatcher:
             start = end
 
 
-def _video_result(item, names, mu_sum, depth_sum, bad) -> tuple:
-    """(score or None, [(video, frame, score)], problems) of one video from its per-frame sums."""
-    problems, frames = list(bad), []
-    for name, m, d in zip(names, mu_sum.tolist(), depth_sum.tolist()):
-        if d > 0 and math.isfinite(m):
-            frames.append((item.video_id, name, m / d))
-        else:
-            problems.append((f"{item.video_id}/{name}", "all-black depth map (sum 0): frame not scored"
-                             if d <= 0 else "non-finite network output: frame not scored"))
+def _video_result(item, names, mu_sum, depth_sum, bad, map_hw, has_depth=None) -> tuple:
+    """(score or None, [(video, frame, score)], problems, fallback) of one video from its per-frame
+    sums; ``has_depth`` says which frames had a map file (a missing one was reported by the dataset)."""
+    problems, frames, fallback = list(bad), [], []
+    for name, m, d, mapped in zip(names, mu_sum.tolist(), depth_sum.tolist(), has_depth or [True] * len(names)):
+        s, template = frame_score(m, d, *map_hw)
+        if s is None:
+            problems.append((f"{item.video_id}/{name}", "non-finite network output: frame not scored"))
+            continue
+        frames.append((item.video_id, name, s))
+        if template:
+            fallback.append(f"{item.video_id}/{name}")
+            if mapped:
+                problems.append((f"{item.video_id}/{name}", f"all-black depth map: {FALLBACK_NOTE}"))
     score = sum(f[2] for f in frames) / len(frames) if frames else None
     if score is None:
         problems.append((item.video_id, "no scorable frame: video not scored"))
-    return score, frames, problems
+    return score, frames, problems, fallback
 
 
 @torch.no_grad()
@@ -163,21 +173,22 @@ def evaluate(model, dataset: DepthEvalDataset, device: torch.device, frame_batch
                                                              leave=False))):
         batcher.add(slot, video["images"])
         videos.append((index, video["item"], video["frames"], video["depth"].double().flatten(1).sum(1),
-                       video["bad"]))
+                       video["bad"], tuple(video["depth"].shape[-2:]), video.get("has_depth")))
     mu = batcher.flush()
     local = []
-    for slot, (index, item, names, depth_sum, bad) in enumerate(videos):
-        score, frames, problems = _video_result(item, names, mu[slot], depth_sum, bad)
-        local.append((index, item, score, frames, problems))
+    for slot, (index, item, names, depth_sum, bad, map_hw, has_depth) in enumerate(videos):
+        score, frames, problems, fallback = _video_result(item, names, mu[slot], depth_sum, bad, map_hw, has_depth)
+        local.append((index, item, score, frames, problems, fallback))
     gathered = sorted((r for part in all_gather_object(local) for r in part), key=lambda r: r[0])
     result = EvalResult()
-    for _, item, score, frames, problems in gathered:
+    for _, item, score, frames, problems, fallback in gathered:
         # An unscorable video stays in the results with a NaN score: the metrics count it as a failure
         # to acquire (FTA) instead of it silently vanishing from the denominators.
         result.rows.append(ScoreRow(item.video_id, int(item.label), item.attack_type or "",
                                     float("nan") if score is None else float(score)))
         result.frames += frames
         result.problems += problems
+        result.fallback += fallback
     result.rows += [ScoreRow(it.video_id, int(it.label), it.attack_type or "", float("nan"))
                     for it in getattr(dataset, "unscorable", [])]
     net.train(was_training)
@@ -196,10 +207,7 @@ def dev_summary(rows) -> dict:
     point of sklearn's ROC, live iff score > t, pooled APCER; the original's ``val_ACER``).
     ``dev_eer`` at ``dev_eer_threshold``: the ISO/bob EER (bona fide iff score >= t).
     """
-    m = dev_metrics(rows)
-    labels = [r.label for r in rows if math.isfinite(r.score)]
-    scores = [r.score for r in rows if math.isfinite(r.score)]
-    err = cdcn_errors(labels, scores, m["cdcn_threshold"])
-    return {"dev_acer": float(m["cdcn_ACER"]), "dev_apcer": float(err["APCER"]), "dev_bpcer": float(err["BPCER"]),
+    m = dev_metrics(rows)  # videos without a score count as errors (DUM/metrics, FTA_RULES["error"])
+    return {"dev_acer": float(m["cdcn_ACER"]), "dev_apcer": float(m["cdcn_APCER"]), "dev_bpcer": float(m["cdcn_BPCER"]),
             "dev_threshold": float(m["cdcn_threshold"]), "dev_eer": float(m["eer"]),
             "dev_eer_threshold": float(m["eer_threshold"]), "dev_auc": float(m["auc"]), "dev_videos": len(rows)}

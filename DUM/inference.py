@@ -17,7 +17,8 @@ One library for ``predict.py``, ``export_onnx.py`` and ``bench/bench_predict.py`
   score it after the whole data pipeline (tests/test_predict.py checks this).
 * :func:`frame_scores` is DUM/test.py's score (docs/ORIGINAL.md 3.8): frame score = sum(mu) / sum(depth
   crop, raw 0-255); a video's score is the mean of its frame scores. A face without a mesh, or with
-  an all-black depth crop, has no denominator: it is reported as unscorable, never given a score.
+  an all-black depth crop, is divided by the face template's depth sum (DUM/denominator.py), as
+  DUM/test.py does, and ``FaceCrop.note`` says so.
 
 Decision rule (docs/ORIGINAL.md 4.2, the threshold's own rule): live iff score > threshold.
 """
@@ -36,6 +37,7 @@ import torch
 
 from data.boxes import Box, crop_face
 from data.extract_frame import VIDEO_SUFFIXES
+from DUM.denominator import FALLBACK_NOTE, frame_score
 from networks.registry import load_model
 from utils.checkpoint import CheckpointError
 from utils.io import InputError, read_image
@@ -216,6 +218,7 @@ class FaceCrop:
     image: np.ndarray | None     # [S,S,3] uint8 RGB, the network input before normalisation
     depth: np.ndarray | None     # [M,M] float32 raw 0-255 mesh depth crop (score denominator); None = no mesh
     problem: str = ""            # why this face cannot be scored ("" = scorable)
+    note: str = ""               # set when the face is scored with the face template's depth (no usable map)
 
 
 class FaceCropper:
@@ -266,11 +269,11 @@ class FaceCropper:
             return FaceCrop(face, box, None, None, f"face box unusable: {exc}")
         full_depth = self.depth_estimator.estimate(frame_bgr, box)
         if full_depth is None:
-            return FaceCrop(face, box, rgb, None, "no face mesh found (no depth map): face not scored")
+            return FaceCrop(face, box, rgb, None, note=f"no face mesh on the box: {FALLBACK_NOTE}")
         depth = self.store(crop_face(self.store(full_depth), box, scale=self.scale, size=self.map_size))
         depth = depth.astype(np.float32)
         if not depth.sum() > 0:
-            return FaceCrop(face, box, rgb, depth, "all-black depth crop (sum 0): face not scored")
+            return FaceCrop(face, box, rgb, depth, note=f"all-black depth crop: {FALLBACK_NOTE}")
         return FaceCrop(face, box, rgb, depth)
 
     def __call__(self, frames_bgr: Sequence[np.ndarray]) -> list[list[FaceCrop]]:
@@ -288,10 +291,18 @@ def normalize(images_rgb: Sequence[np.ndarray]) -> torch.Tensor:
 
 
 def frame_scores(mu: torch.Tensor, depth: torch.Tensor) -> list[float]:
-    """sum(mu) / sum(depth) per frame, summed as DUM/engine.py does (float32 sum of mu, float64 ratio)."""
+    """sum(mu) / sum(depth) per frame, summed as DUM/engine.py does (float32 sum of mu, float64 ratio);
+    a frame whose depth sums to 0 is divided by the face template's depth sum (DUM/denominator.py),
+    a non-finite network output gives NaN."""
     mu_sum = mu.float().flatten(1).sum(1).double()
-    depth_sum = torch.as_tensor(depth).double().flatten(1).sum(1)
-    return (mu_sum / depth_sum).tolist()
+    depth = torch.as_tensor(depth)
+    depth_sum = depth.double().flatten(1).sum(1)
+    h, w = depth.shape[-2:]
+    out = []
+    for m, d in zip(mu_sum.tolist(), depth_sum.tolist()):
+        score, _ = frame_score(m, d, h, w)
+        out.append(float("nan") if score is None else score)
+    return out
 
 
 @dataclass
@@ -310,7 +321,9 @@ def score_crops(model: DepthModel, crops: Sequence[FaceCrop], batch_size: int = 
         idx = todo[start:start + max(1, batch_size)]
         x = normalize([crops[i].image for i in idx])
         mu, _ = model.forward(x)
-        depth = torch.from_numpy(np.stack([crops[i].depth for i in idx]))
+        m_h, m_w = mu.shape[-2:]
+        depth = torch.from_numpy(np.stack([crops[i].depth if crops[i].depth is not None
+                                           else np.zeros((m_h, m_w), np.float32) for i in idx]))
         for i, m, s in zip(idx, mu, frame_scores(mu, depth)):
             if math.isfinite(s):
                 results[i].score = float(s)

@@ -2,9 +2,10 @@
 
 Loads our checkpoints (``best.pt``/``last.pt``) and the released ``CDCN_U_P1.pkl`` (a plain
 state_dict with ``module.`` keys) strictly. Each video is scored as the original: frame score =
-sum(mu) / sum(depth), video score = mean over every frame that has a crop and a depth map; frames
-or videos that cannot be scored are reported (and videos count as failures to acquire), never
-scored as blank images. The threshold is chosen on dev and applied to test.
+sum(mu) / sum(depth), video score = mean over every frame that has a crop (a frame without a
+usable depth map is divided by the face template's depth sum, DUM/denominator.py, and reported);
+a video without any crop counts as a failure to acquire, an error in both metric rows, never scored
+as a blank image. The threshold is chosen on dev and applied to test.
 
 Writes to ``--out-dir`` (``fold_<k>/`` per fold for Protocols 3 and 4):
 ``scores_dev.csv``/``scores_test.csv`` (video_id,label,attack_type,score), the original

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -132,7 +133,27 @@ def test_missing_live_depth_is_reported_or_refused(tree, tmp_path):
         DepthTrainDataset(items, crop, "train", 64, 8, None, on_missing="error")
 
 
-def test_eval_dataset_scores_only_frames_with_crop_and_depth(tree, tmp_path):
+def test_all_black_live_depth_is_missing_not_an_attack(tree, tmp_path):
+    """A live frame whose depth map is all black (the mesh was put on another face) would train as an
+    attack target: it is treated as missing, reported, and never drawn."""
+    crop = tmp_path / "crop"
+    shutil.copytree(tree["crop_root"], crop)
+    dirs = split_dirs(crop, "train")
+    live = "1_1_01_1"
+    frames = list_frames(dirs["img"] / live)
+    black = dirs["depth"] / live / depth_name(frames[0])
+    assert read_image(black, grey=True).any()
+    cv2.imwrite(str(black), np.zeros((8, 8), np.uint8))
+    report = SkipReport(tmp_path / "skipped.csv")
+    ds = DepthTrainDataset(_train_items(tree), crop, "train", 64, 8, None, on_missing="skip", report=report)
+    idx = [it.video_id for it in ds.items].index(live)
+    assert ds.frames[idx] == frames[1:]
+    assert any(str(black) == k and "all black" in r for k, r in report.rows)
+    for draw in range(30):  # every draw of the video has a live (non-zero) target
+        assert ds[(idx, draw)]["depth"].max() > 0
+
+
+def test_eval_dataset_scores_every_frame_with_a_crop(tree, tmp_path):
     crop = tmp_path / "crop"
     shutil.copytree(tree["crop_root"], crop)
     dirs = split_dirs(crop, "dev")
@@ -146,13 +167,14 @@ def test_eval_dataset_scores_only_frames_with_crop_and_depth(tree, tmp_path):
     ds = DepthEvalDataset(items, crop, "dev", 64, 8, report=report)
     assert len(ds) == len(items) - 1 and [it.video_id for it in ds.unscorable] == [v2]
     video = ds[0]
-    assert video["item"].video_id == v0 and video["frames"] == f0[1:]
-    n = len(f0) - 1
+    assert video["item"].video_id == v0 and video["frames"] == f0   # the frame without a map is scored too
+    n = len(f0)
     assert video["images"].shape == (n, 3, 64, 64) and video["images"].dtype == torch.uint8
-    assert video["depth"].shape == (n, 8, 8) and video["depth"].max() > 1  # raw 0-255, not /255
+    assert video["depth"].shape == (n, 8, 8) and video["depth"][1:].max() > 1  # raw 0-255, not /255
+    assert video["depth"][0].abs().sum() == 0 and video["has_depth"] == [False] + [True] * (n - 1)
     reasons = " ".join(r for _, r in report.rows)
-    assert "crop without depth map" in reasons and "depth map without crop image" in reasons
-    assert "video not scored" in reasons
+    assert "crop without depth map: " in reasons and "face template" in reasons
+    assert "depth map without crop image" in reasons and "video not scored" in reasons
 
 
 def _asymmetric_live_video(root, size: int = 64, map_size: int = 8):

@@ -255,36 +255,50 @@ def test_torchrun_two_process_smoke(tree, tmp_path, repo_root):
     assert len(_read_csv(out / "dev_scores.csv")) == len(read_protocol(tree["crop_root"] / "protocols/Protocol_1/Dev.txt"))
 
 
-def test_scoring_guards_black_depth_and_ignores_chunking(tree, tmp_path):
-    """Frames with an all-black depth map are reported, not divided by zero; a video with none left
-    gets a NaN score (failure to acquire); frame chunking does not change scores (BN in eval)."""
+def test_every_frame_with_a_crop_is_scored_and_chunking_changes_nothing(tree, tmp_path):
+    """As the original, every frame with a crop is scored: a frame with an all-black depth map, or
+    with none, is divided by the face template's depth sum (DUM/denominator.py) and reported; a video
+    without any crop gets a NaN score (failure to acquire); frame chunking does not change scores."""
     import cv2
     import numpy as np
 
     from DUM.dataset import DepthEvalDataset
-    from DUM.engine import evaluate
+    from DUM.denominator import FACE_TEMPLATE_MEAN_DEPTH
+    from DUM.engine import depth_outputs, evaluate
     from networks import build_depth_net
 
     crop = tmp_path / "crop"
     shutil.copytree(tree["crop_root"], crop)
     dirs = split_dirs(crop, "dev")
     items = read_protocol(crop / "protocols" / "Protocol_1" / "Dev.txt")
-    v0, v1 = items[0].video_id, items[1].video_id
+    v0, v1, v2 = items[0].video_id, items[1].video_id, items[2].video_id
     black = np.zeros((8, 8), np.uint8)
-    f0 = sorted(p.name for p in (dirs["depth"] / v0).iterdir())
-    cv2.imwrite(str(dirs["depth"] / v0 / f0[0]), black)
+    f0 = sorted(p.name for p in (dirs["img"] / v0).iterdir())
+    cv2.imwrite(str(dirs["depth"] / v0 / depth_name(f0[0])), black)
     for name in (p.name for p in (dirs["depth"] / v1).iterdir()):
         cv2.imwrite(str(dirs["depth"] / v1 / name), black)
+    (dirs["depth"] / v0 / depth_name(f0[1])).unlink()       # no map at all
+    shutil.rmtree(dirs["img"] / v2)                          # no crop: cannot be scored
     torch.manual_seed(0)
     model = build_depth_net("cdcn_u", width=0.25, image_size=64).eval()
     ds = DepthEvalDataset(items, crop, "dev", 64, 8)
     one = evaluate(model, ds, torch.device("cpu"), frame_batch=1, workers=0)
     many = evaluate(model, ds, torch.device("cpu"), frame_batch=64, workers=0)
     scores = {r.video_id: r.score for r in one.rows}
-    assert math.isnan(scores[v1]) and all(math.isfinite(s) for v, s in scores.items() if v != v1)
-    assert len([f for f in one.frames if f[0] == v0]) == len(f0) - 1
+    assert math.isnan(scores[v2]) and all(math.isfinite(s) for v, s in scores.items() if v != v2)
+    assert len([f for f in one.frames if f[0] == v0]) == len(f0)
+    assert {f"{v0}/{f0[0]}", f"{v0}/{f0[1]}"} <= set(one.fallback)
+    assert all(f"{v1}/{p.name}" in one.fallback for p in (dirs["img"] / v1).iterdir())
+    # the template frame's score is sum(mu) over the face template's depth sum
+    video = ds[[it.video_id for it in ds.items].index(v0)]
+    assert video["frames"][0] == f0[0] and video["depth"][0].sum() == 0
+    with torch.no_grad():
+        mu = depth_outputs(model(normalize_image(video["images"][:1])))[1]
+    expected = mu.float().sum().item() / (FACE_TEMPLATE_MEAN_DEPTH * 8 * 8)
+    got = [s for v, f, s in one.frames if (v, f) == (v0, f0[0])][0]
+    assert got == pytest.approx(expected, rel=1e-5)
     reasons = " ".join(r for _, r in one.problems)
-    assert "all-black depth map" in reasons and "no scorable frame" in reasons
+    assert "all-black depth map" in reasons and "face template" in reasons
     for a, b in zip(one.rows, many.rows):
         assert a.video_id == b.video_id and (math.isnan(a.score) and math.isnan(b.score)
                                              or a.score == pytest.approx(b.score, rel=1e-5))

@@ -146,17 +146,20 @@ def test_scores_match_the_dum_data_pipeline(tmp_path, samples_dir, tiny):
         assert scores[video] == pytest.approx(tiny["scores"][name], rel=1e-5)
 
 
-def test_face_without_depth_map_is_unscorable(tiny):
-    """A box where the mesh finds no face: the face is reported with its reason, never given a score."""
+def test_face_without_depth_map_is_scored_with_the_template(tiny):
+    """A box where the mesh finds no face is still scored, as DUM/test.py scores such a frame: sum(mu)
+    over the face template's depth sum (DUM/denominator.py), and the row says so."""
     from data.boxes import Box
+    from DUM.denominator import template_depth_sum
     from DUM.inference import FaceCropper, Frame, load_torch_model, score_crops
 
     ramp = np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))
     image = cv2.merge([ramp, ramp[:, ::-1], ramp])
     crop = FaceCropper(64, 8).crop(image, Box(100, 60, 90, 110, 0.9))
-    assert crop.image.shape == (64, 64, 3) and crop.depth is None and "no face mesh" in crop.problem
-    (result,) = score_crops(load_torch_model(tiny["checkpoint"]), [crop])
-    assert result.score is None
+    assert crop.image.shape == (64, 64, 3) and crop.depth is None and not crop.problem
+    assert "no face mesh" in crop.note and "face template" in crop.note
+    (result,) = score_crops(load_torch_model(tiny["checkpoint"]), [crop], keep_maps=True)
+    assert result.score == pytest.approx(float(result.mu.sum()) / template_depth_sum(8), rel=1e-5)
     row = predict.face_row(Frame("x.jpg", None, image), crop, result, tiny["threshold"], None)
-    assert (row.status, row.score, row.decision, row.box) == ("no_depth", "", "", "100 60 90 110")
-    assert "SKIPPED no_depth" in predict.format_row(row)
+    assert (row.status, row.box) == ("scored", "100 60 90 110") and row.decision in ("live", "spoof")
+    assert "face template" in row.detail

@@ -1,6 +1,6 @@
 """Presentation-attack-detection metrics from per-video scores, as a library and as a command.
 
-Two rows are always reported side by side (docs/ and the README):
+Two rows are always reported side by side (docs/ORIGINAL.md 4, README "Metrics"):
 
 1. **CDCN-compatible**: exactly what ``performances(val, test)`` of ZitongYu/CDCN
    ``CVPR2020_paper_codes/utils.py`` (the routine DSDG reports with) computes: threshold = the dev
@@ -25,13 +25,13 @@ imported here, so that DUM.plots can import this package without a circle).
 """
 from __future__ import annotations
 
-from DUM.metrics.cdcn import (CdcnThreshold, cdcn_compatible, cdcn_errors, cdcn_threshold,  # noqa: F401
-                               finite_arrays)
-from DUM.metrics.evaluation import EOWN_NOTE, dev_metrics, evaluate  # noqa: F401
+from DUM.metrics.cdcn import (CdcnThreshold, all_arrays, cdcn_compatible, cdcn_errors,  # noqa: F401
+                               cdcn_errors_fta, cdcn_threshold, finite_arrays)
+from DUM.metrics.evaluation import EOWN_NOTE, FTA_RULES, dev_metrics, evaluate  # noqa: F401
 from DUM.metrics.folds import summarize_folds  # noqa: F401
 from DUM.metrics.iso import DEFAULT_TARGETS, dev_thresholds, fta_adjusted, iso_block  # noqa: F401
 from DUM.metrics.report import format_fold_summary, format_report  # noqa: F401
-from DUM.metrics.splits import Split, split_rows  # noqa: F401
+from DUM.metrics.splits import Split, fta_as_errors, split_rows  # noqa: F401
 from DUM.metrics.thresholds import (auc_scores, eer_threshold, far_threshold, far_thresholds,  # noqa: F401
                                     farfrr, farfrr_many, frr_threshold, frr_thresholds, meaningful_thresholds,
                                     min_hter_threshold, ppndf, roc)

@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from DUM.metrics.evaluation import evaluate
+from DUM.metrics.evaluation import FTA_RULES, evaluate
 from DUM.metrics.folds import summarize_folds
 from DUM.metrics.iso import DEFAULT_TARGETS
 from DUM.metrics.report import format_fold_summary, format_report
@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-far", type=int, default=-8, help="lowest rate of the stored ROC, as a power of 10")
     p.add_argument("--targets", type=float, nargs="+", default=list(DEFAULT_TARGETS),
                    help="APCER/FAR/FRR operating points (rates in (0, 1))")
+    p.add_argument("--fta-rule", choices=sorted(FTA_RULES), default="error",
+                   help="videos without a score (NaN, failures to acquire) in the reported rows: 'error' counts "
+                        "them as wrong decisions (an attack as accepted, bona fide as rejected), 'drop' leaves "
+                        "them out (bob.measure, the original); both are in metrics.json")
     p.add_argument("--std-ddof", type=int, default=1, help="delta degrees of freedom of the std over folds")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG curves")
     return p
@@ -53,7 +57,8 @@ def run(args) -> dict:
     for i, (dev_path, eval_path) in enumerate(zip(args.dev, args.eval)):
         dev_rows, eval_rows = read_scores(dev_path, args.format), read_scores(eval_path, args.format)
         logger.info("dev %s: %d rows; eval %s: %d rows", dev_path, len(dev_rows), eval_path, len(eval_rows))
-        result = evaluate(dev_rows, eval_rows, n_points=args.points, min_far=args.min_far, targets=args.targets)
+        result = evaluate(dev_rows, eval_rows, n_points=args.points, min_far=args.min_far, targets=args.targets,
+                          fta_rule=args.fta_rule)
         result["inputs"] = {"dev": str(dev_path), "eval": str(eval_path), "format": args.format}
         report = format_report(result)
         header = f"== fold {i + 1}/{len(args.dev)} ==\n" if len(args.dev) > 1 else ""

@@ -4,28 +4,47 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from DUM.metrics.cdcn import cdcn_compatible, cdcn_errors, cdcn_threshold, finite_arrays
+from DUM.metrics.cdcn import (all_arrays, cdcn_compatible, cdcn_errors, cdcn_errors_fta, cdcn_threshold,
+                              finite_arrays)
 from DUM.metrics.iso import DEFAULT_TARGETS, dev_thresholds, fta_adjusted, iso_block, pct_label
-from DUM.metrics.splits import split_rows
+from DUM.metrics.splits import fta_as_errors, split_rows
 from DUM.metrics.thresholds import auc_scores, eer_threshold, far_thresholds, farfrr, farfrr_many, roc
 from DUM.scores import ScoreRow
 
 logger = logging.getLogger(__name__)
 
+FTA_RULES = {
+    "error": ("failures to acquire (videos without a score) count as wrong decisions in both rows: an "
+              "attack that cannot be scored as accepted (APCER), a bona fide video as rejected (BPCER); "
+              "thresholds are chosen on the dev videos that have a score. ISO/IEC 30107-3 reports "
+              "presentations without a PAD decision as non-response rates (APNRR, BPNRR, given too); "
+              "counting them as errors is the conservative reading, so no failure can make a system look "
+              "better"),
+    "drop": ("failures to acquire are left out of both rows and reported apart (FTA, APNRR, BPNRR), as "
+             "bob.measure's 'metrics' command does; an attack the system cannot score then lowers no rate"),
+}
 EOWN_NOTE = ("eval EER at a threshold chosen on eval itself: for completeness only, optimistically "
              "biased, NOT a reportable number")
 
 
 def evaluate(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], *, n_points: int = 100,
-             min_far: int = -8, targets: Sequence[float] = DEFAULT_TARGETS) -> dict:
-    """Both rows, every threshold (all chosen on dev), curves and counts; a JSON-serialisable dict."""
+             min_far: int = -8, targets: Sequence[float] = DEFAULT_TARGETS, fta_rule: str = "error") -> dict:
+    """Both rows, every threshold (all chosen on dev), curves and counts; a JSON-serialisable dict.
+
+    The detailed blocks (``thresholds.*.eval``, ``eval_at_dev_eer_threshold``, ``cdcn_compatible``)
+    leave NaN rows out, as bob and the original do; ``*_fta_as_errors`` blocks count them as errors.
+    ``fta_rule`` (see ``FTA_RULES``) picks which of the two the reported ``rows`` hold."""
+    if fta_rule not in FTA_RULES:
+        raise ValueError(f"fta_rule must be one of {sorted(FTA_RULES)}, got {fta_rule!r}")
     dev, ev = split_rows(dev_rows, "dev"), split_rows(eval_rows, "eval")
+    folded = fta_as_errors(ev)
     if set(ev.attacks) - set(dev.attacks):
         logger.warning("attack types %s occur in eval but not in dev: the per-type dev thresholds "
                        "(apcer_max_X) cannot account for them", sorted(set(ev.attacks) - set(dev.attacks)))
     thresholds = dev_thresholds(dev, targets)
     for entry in thresholds.values():
         entry["dev"], entry["eval"] = iso_block(dev, entry["threshold"]), iso_block(ev, entry["threshold"])
+        entry["eval_fta_as_errors"] = iso_block(folded, entry["threshold"])
     t_eer, t_hter = thresholds["eer"]["threshold"], thresholds["min_hter"]["threshold"]
     d_eer, d_hter = thresholds["eer"]["dev"], thresholds["min_hter"]["dev"]
     at_eer = dict(thresholds["eer"]["eval"], threshold=t_eer)
@@ -59,15 +78,26 @@ def evaluate(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], *, n_p
         "fta_adjusted_at_dev_eer_threshold": {"dev": fta_adjusted(dev, d_eer),
                                               "eval": fta_adjusted(ev, thresholds["eer"]["eval"])},
         "cdcn_compatible": cdcn,
+        "fta_rule": {"rule": fta_rule, "description": FTA_RULES[fta_rule]},
     }
-    result["rows"] = _rows(result, targets)
+    result["rows"] = _rows(result, targets, fta_rule)
     return result
 
 
-def _rows(result: dict, targets: Sequence[float]) -> dict:
+def _non_response(counts: dict) -> tuple[float, float]:
+    """(APNRR, BPNRR): the share of attack and of bona fide rows without a score."""
+    n_att = counts["n_attack"] + counts["n_nan_attack"]
+    n_bf = counts["n_bona_fide"] + counts["n_nan_bona_fide"]
+    return counts["n_nan_attack"] / n_att, counts["n_nan_bona_fide"] / n_bf
+
+
+def _rows(result: dict, targets: Sequence[float], fta_rule: str = "error") -> dict:
     """The two reported rows, flat, for tables and for mean/std over folds."""
+    errors = fta_rule == "error"
+    key = "eval_fta_as_errors" if errors else "eval"
     c = result["cdcn_compatible"]
-    e = result["eval_at_dev_eer_threshold"]
+    e = dict(result["thresholds"]["eer"][key], threshold=result["thresholds"]["eer"]["threshold"])
+    apnrr, bpnrr = _non_response(result["eval_counts"])
     iso = {
         "threshold": e["threshold"],
         "APCER_per_attack_type": dict(e["apcer_per_attack_type"]),
@@ -75,32 +105,41 @@ def _rows(result: dict, targets: Sequence[float]) -> dict:
         "ACER": e["acer"], "HTER": e["hter"],
         "EER_dev": result["dev_eer"]["eer"],
         "AUC_dev": result["auc"]["dev"]["exact"], "AUC_eval": result["auc"]["eval"]["exact"],
-        "FTA_eval": result["eval_counts"]["fta"],
+        "FTA_eval": result["eval_counts"]["fta"], "APNRR_eval": apnrr, "BPNRR_eval": bpnrr,
     }
     for v in targets:
         entry = result["thresholds"][f"apcer_max_{pct_label(v)}"]
-        iso[f"BPCER@APCER{pct_label(v)}"] = entry["eval"]["bpcer"]
-        iso[f"APCER_max@APCER{pct_label(v)}"] = entry["eval"]["apcer_max"]
-    return {
-        "cdcn_compatible": {
-            "threshold": c["returned"]["val_threshold"],
-            "APCER": c["returned"]["test_APCER"], "BPCER": c["returned"]["test_BPCER"],
-            "ACER": c["returned"]["test_ACER"], "ACC": c["returned"]["test_ACC"],
-            "APCER_per_attack_type": dict(c["extension_test_APCER_per_attack_type"]),
-            "APCER_max": c["extension_test_APCER_max"],
-        },
-        "iso_30107_3": iso,
-    }
+        iso[f"BPCER@APCER{pct_label(v)}"] = entry[key]["bpcer"]
+        iso[f"APCER_max@APCER{pct_label(v)}"] = entry[key]["apcer_max"]
+    if errors:
+        f = c["fta_as_errors"]
+        cdcn = {"APCER": f["test_APCER"], "BPCER": f["test_BPCER"], "ACER": f["test_ACER"], "ACC": f["test_ACC"],
+                "APCER_per_attack_type": dict(f["test_APCER_per_attack_type"]), "APCER_max": f["test_APCER_max"]}
+    else:
+        r = c["returned"]
+        cdcn = {"APCER": r["test_APCER"], "BPCER": r["test_BPCER"], "ACER": r["test_ACER"], "ACC": r["test_ACC"],
+                "APCER_per_attack_type": dict(c["extension_test_APCER_per_attack_type"]),
+                "APCER_max": c["extension_test_APCER_max"]}
+    return {"cdcn_compatible": {"threshold": c["returned"]["val_threshold"], **cdcn}, "iso_30107_3": iso}
 
 
-def dev_metrics(rows: Sequence[ScoreRow]) -> dict:
-    """Dev-only numbers for per-epoch logging and model selection (no eval scores involved)."""
+def dev_metrics(rows: Sequence[ScoreRow], fta_rule: str = "error") -> dict:
+    """Dev-only numbers for per-epoch logging and model selection (no eval scores involved). Thresholds
+    come from the scored rows; with ``fta_rule="error"`` rows without a score count as errors in the
+    rates (a model whose output is not finite on a video is not rewarded for it)."""
+    if fta_rule not in FTA_RULES:
+        raise ValueError(f"fta_rule must be one of {sorted(FTA_RULES)}, got {fta_rule!r}")
     labels, scores, _ = finite_arrays(rows)
     c = cdcn_threshold(labels, scores)
-    err = cdcn_errors(labels, scores, c.threshold)
+    if fta_rule == "error":
+        all_labels, all_scores, _ = all_arrays(rows)
+        err = cdcn_errors_fta(all_labels, all_scores, c.threshold)
+    else:
+        err = cdcn_errors(labels, scores, c.threshold)
     split = split_rows(rows, "dev")
     t = eer_threshold(split.pooled, split.bona_fide)
-    b = iso_block(split, t)
+    b = iso_block(fta_as_errors(split) if fta_rule == "error" else split, t)
     return {"cdcn_threshold": c.threshold, "cdcn_ACC": err["ACC"], "cdcn_ACER": err["ACER"],
+            "cdcn_APCER": err["APCER"], "cdcn_BPCER": err["BPCER"],
             "eer_threshold": t, "eer": (b["apcer_pooled"] + b["bpcer"]) / 2.0, "acer_at_eer": b["acer"],
             "auc": auc_scores(split.pooled, split.bona_fide)["exact"]}

@@ -8,7 +8,7 @@ def _p(v) -> str:
 
 def format_report(result: dict) -> str:
     """A readable table: both rows, per-attack APCER, and every threshold used (all chosen on dev)."""
-    out = _count_lines(result) + [""] + _cdcn_lines(result) + [""] + _iso_lines(result) + [""]
+    out = _count_lines(result) + _fta_lines(result) + [""] + _cdcn_lines(result) + [""] + _iso_lines(result) + [""]
     out += _threshold_lines(result)
     return "\n".join(out) + "\n"
 
@@ -28,6 +28,33 @@ def _count_lines(result: dict) -> list[str]:
     return out
 
 
+def _has_fta(result: dict) -> bool:
+    return result["eval_counts"]["fta"] > 0 or result["dev_counts"]["fta"] > 0
+
+
+def _fta_lines(result: dict) -> list[str]:
+    """With failures to acquire: the rule that puts them into the reported rows (result["rows"])."""
+    rule = result.get("fta_rule")
+    if rule is None or not _has_fta(result):
+        return []
+    r = result["rows"]["iso_30107_3"]
+    return [f"failures to acquire, rule '{rule['rule']}': {rule['description']}",
+            f"  eval APNRR {_p(r['APNRR_eval']).strip()}  BPNRR {_p(r['BPNRR_eval']).strip()}"]
+
+
+def _fta_row_line(result: dict, row: str) -> list[str]:
+    """The reported row with failures to acquire counted as errors (only when there are any)."""
+    rule = result.get("fta_rule")
+    if rule is None or rule["rule"] != "error" or not _has_fta(result):
+        return []
+    r = result["rows"][row]
+    apcer = r["APCER_max"] if row == "iso_30107_3" else r["APCER"]
+    name = "APCER_max" if row == "iso_30107_3" else "APCER"
+    return [f"  eval, failures to acquire as errors (the reported row): {name} {_p(apcer).strip()}  "
+            f"BPCER {_p(r['BPCER']).strip()}  ACER {_p(r['ACER']).strip()}",
+            "  (the lines below leave the videos without a score out, as the original and bob do)"]
+
+
 def _cdcn_lines(result: dict) -> list[str]:
     out = []
     add = out.append
@@ -36,6 +63,7 @@ def _cdcn_lines(result: dict) -> list[str]:
     add("Row 1  CDCN-compatible (original performances(): dev threshold argmin|TPR+FPR-1| on sklearn's ROC,")
     add("       bona fide iff score > t, APCER pooled over attacks)")
     add(f"  threshold (dev score)   {rv['val_threshold']!r}")
+    out += _fta_row_line(result, "cdcn_compatible")
     add(f"  eval   APCER {_p(rv['test_APCER'])}  BPCER {_p(rv['test_BPCER'])}  ACER {_p(rv['test_ACER'])}  "
         f"ACC {_p(rv['test_ACC'])}   (type1 {im['test_counts']['type1']}, type2 {im['test_counts']['type2']})")
     add(f"  dev    APCER {_p(im['val_APCER'])}  BPCER {_p(im['val_BPCER'])}  ACER {_p(rv['val_ACER'])}  "
@@ -53,6 +81,7 @@ def _iso_lines(result: dict) -> list[str]:
     e = result["eval_at_dev_eer_threshold"]
     add("Row 2  ISO/IEC 30107-3 (bob rules: bona fide iff score >= t; t = dev EER threshold)")
     add(f"  threshold (dev EER)     {e['threshold']!r}    dev EER {_p(result['dev_eer']['eer']).strip()}")
+    out += _fta_row_line(result, "iso_30107_3")
     per = "  ".join(f"{k} {_p(v).strip()}" for k, v in e["apcer_per_attack_type"].items())
     add(f"  eval   APCER per attack type: {per}")
     add(f"  eval   APCER_max {_p(e['apcer_max'])}  APCER_pooled {_p(e['apcer_pooled'])}  BPCER {_p(e['bpcer'])}")

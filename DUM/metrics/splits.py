@@ -38,6 +38,23 @@ def split_rows(rows: Sequence[ScoreRow], name: str) -> Split:
         "n_rows": int(len(rows)),
         "n_nan_bona_fide": int((nan & live).sum()),
         "n_nan_attack": int((nan & att).sum()),
+        "n_nan_attack_per_attack_type": {str(t): int((nan & att & (types == t)).sum())
+                                         for t in sorted(set(types[att & nan]))},
         "fta": n_nan / len(rows),
     }
     return Split(bona_fide, attacks, pooled, counts)
+
+
+def fta_as_errors(split: Split) -> Split:
+    """The same split with every failure to acquire (NaN row) put back as a wrong decision at any
+    finite threshold: a bona fide row as score -inf (always rejected), an attack as +inf (always
+    accepted). Error counts at a threshold then include them, and so do the denominators; an
+    attack type whose rows all failed appears with APCER 1."""
+    c = split.counts
+    nan_types = c["n_nan_attack_per_attack_type"]
+    empty = np.zeros(0)
+    attacks = {t: np.r_[split.attacks.get(t, empty), np.full(nan_types.get(t, 0), np.inf)]
+               for t in sorted(set(split.attacks) | set(nan_types))}
+    bona_fide = np.r_[np.full(c["n_nan_bona_fide"], -np.inf), split.bona_fide]
+    pooled = np.r_[split.pooled, np.full(c["n_nan_attack"], np.inf)]
+    return Split(bona_fide, attacks, pooled, c)
