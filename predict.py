@@ -53,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=int, default=1, help="videos: score frames 1, 1+K, 1+2K, ...")
     p.add_argument("--max-frames", type=int, default=0, help="videos: at most this many frames each (0 = all)")
     p.add_argument("--all-faces", action="store_true",
-                   help="score every face MTCNN finds (default: the one face the box stage keeps, largest area x probability)")
+                   help="score every face MTCNN finds (default: the one face the box stage keeps, see --face-rule)")
+    p.add_argument("--face-rule", choices=("first", "area"), default="first",
+                   help="the face kept without --all-faces: first = the most probable (data/bbox.py's default), "
+                        "area = the largest area x probability")
     p.add_argument("--out-dir", default="predictions", help="run folder: config.json, log.txt, skipped.csv, predictions.csv")
     p.add_argument("--out", default=None, help="CSV of every row (default <out-dir>/predictions.csv)")
     p.add_argument("--save-depth", default=None, metavar="DIR",
@@ -171,7 +174,7 @@ def predict_files(args, files, out_dir: Path, device) -> dict:
     print(f"threshold {threshold:.6g} ({DECISION_RULE}) from {source}", flush=True)
     cropper = FaceCropper(model.image_size, model.map_size, scale=args.scale, jpeg_quality=args.jpeg_quality,
                           all_faces=args.all_faces, min_face=args.min_face, device=device,
-                          max_side=args.max_side)
+                          max_side=args.max_side, face_rule=args.face_rule)
     report = SkipReport(out_dir / "skipped.csv")
     rows: list[Row] = []
 

@@ -229,12 +229,12 @@ class FaceCropper:
     def __init__(self, image_size: int = 256, map_size: int = 32, scale: float = TEST_SCALE,
                  jpeg_quality: int = JPEG_QUALITY, all_faces: bool = False, min_face: float = 40.0,
                  scale_factor: float = 0.709, thresholds: Sequence[float] = (0.6, 0.7, 0.7), device="cpu",
-                 detector=None, depth_estimator=None, max_side: int = 0):
+                 detector=None, depth_estimator=None, max_side: int = 0, face_rule: str = "first"):
         from data.face_depth import FaceDepthEstimator
         from data.mtcnn import MTCNN
 
         self.image_size, self.map_size, self.scale = int(image_size), int(map_size), float(scale)
-        self.jpeg_quality, self.all_faces = int(jpeg_quality), bool(all_faces)
+        self.jpeg_quality, self.all_faces, self.face_rule = int(jpeg_quality), bool(all_faces), face_rule
         self.detector = detector or MTCNN(min_face_size=min_face, scale_factor=scale_factor,
                                           thresholds=thresholds, device=device, max_side=max_side)
         # static mode: data/depth.py's default, so a frame's map does not depend on the frames before it
@@ -244,7 +244,7 @@ class FaceCropper:
         return jpeg_roundtrip(image, self.jpeg_quality) if self.jpeg_quality > 0 else image
 
     def boxes(self, frames_bgr: Sequence[np.ndarray]) -> list[list[Box]]:
-        """Per frame, the boxes kept: the data stage's one face (largest area x probability), or all."""
+        """Per frame, the boxes kept: the data stage's one face (``face_rule``, data/bbox.py), or all."""
         from data.mtcnn import select_face
 
         found = self.detector.detect_batch([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames_bgr])
@@ -253,7 +253,7 @@ class FaceCropper:
             if self.all_faces:
                 out.append([f.to_box() for f in faces])
             else:
-                face = select_face(faces)
+                face = select_face(faces, self.face_rule)
                 out.append([] if face is None else [face.to_box()])
         return out
 

@@ -3,8 +3,8 @@
 Each frame of ``<split>_img_flod/<video>/`` goes through our PyTorch MTCNN (data/mtcnn.py, the weights
 of the ``mtcnn==1.0.0`` package, no TensorFlow), in batches of frames. The box file is written in the
 one project format, ``x y w h score`` (docs/DATA_LAYOUT.md, data/boxes.py). When a frame holds several
-faces the one with the largest ``area * probability`` is kept (data.mtcnn.select_face); the original
-kept the first detection. With ``--max-side`` large frames (OULU-NPU's 1920x1080) are detected
+faces the most probable one is kept, as the original kept the ``mtcnn`` package's first detection
+(``--face-rule area``: the largest ``area * probability`` instead; data.mtcnn.select_face). With ``--max-side`` large frames (OULU-NPU's 1920x1080) are detected
 shrunk; the boxes are still written in full-frame pixels.
 
 Nothing is dropped silently: frames without a face and unreadable images are listed in
@@ -40,7 +40,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data.boxes import write_box
 from data.frames import SPLITS, box_name, list_frames, list_videos, split_dirs
-from data.mtcnn import MTCNN, select_face
+from data.mtcnn import FACE_RULES, MTCNN, select_face
 from utils.io import InputError, SkipReport, atomic_write_json, atomic_write_text, read_image
 from utils.run import parse_shard, run_stage, save_config, select_shard
 
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-factor", type=float, default=0.709, help="ratio between image pyramid levels")
     p.add_argument("--thresholds", type=float, nargs=3, default=[0.6, 0.7, 0.7], metavar=("P", "R", "O"),
                    help="face-probability thresholds of P-Net, R-Net and O-Net")
+    p.add_argument("--face-rule", choices=FACE_RULES, default="first",
+                   help="which face a frame with several keeps: first = the most probable (the original's), "
+                        "area = the largest area x probability")
     p.add_argument("--retry-missing", action="store_true",
                    help="run the detector again on frames an earlier run found no face in")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
@@ -196,7 +199,7 @@ def _load_rgb(path: Path):
 
 
 def detect_frames(detector: MTCNN, pending: list[tuple[VideoState, str]], batch_size: int, io_threads: int,
-                  report: SkipReport, desc: str = "boxes") -> dict:
+                  report: SkipReport, desc: str = "boxes", face_rule: str = "first") -> dict:
     """Detect, write one box per frame, remember frames without a face; returns counts."""
     counts = {"boxes": 0, "noface": 0, "unreadable": 0}
     batches = [pending[i:i + batch_size] for i in range(0, len(pending), batch_size)]
@@ -220,7 +223,7 @@ def detect_frames(detector: MTCNN, pending: list[tuple[VideoState, str]], batch_
                     report.add(path, str(images[k]).removeprefix(f"{path}: "))
                     log.warning("%s", images[k])
                     continue
-                face = select_face(found[k])
+                face = select_face(found[k], face_rule)
                 if face is None:
                     counts["noface"] += 1
                     report.add(state.img_dir / frame, NOFACE_REASON)
@@ -264,7 +267,8 @@ def run(args) -> dict:
              f", frames shrunk to a longer side of at most {args.max_side} px" if args.max_side else "")
     start = time.perf_counter()
     try:
-        counts = detect_frames(detector, pending, args.batch_size, args.io_threads, report)
+        counts = detect_frames(detector, pending, args.batch_size, args.io_threads, report,
+                               face_rule=getattr(args, "face_rule", "first"))
     finally:  # on Ctrl-C too: what was skipped so far stays on record
         report.write()
     seconds = time.perf_counter() - start

@@ -12,7 +12,7 @@ on any torch device, resizing and cropping use cv2 on the CPU.
 
     detector = MTCNN(min_face_size=40)
     faces = detector.detect_batch([rgb_frame, ...])  # per frame: list of Face, most probable first
-    box = select_face(faces[0]).to_box()             # data.boxes.Box(x, y, w, h, score)
+    box = select_face(faces[0]).to_box()             # the most probable face as data.boxes.Box
 
 The networks live in networks/mtcnn.py, the conversion of the package's weights in
 data/mtcnn_weights.py; both are re-exported here.
@@ -157,15 +157,22 @@ class Face:
         return Box(x, y, w, h, float(self.score))
 
 
-def select_face(faces: Sequence[Face]) -> Face | None:
-    """The face to keep when several are found: largest ``area * probability``.
+FACE_RULES = ("first", "area")
 
-    The subject of an anti-spoofing video faces the camera and fills much of the frame; weighting by
-    the probability keeps a large but doubtful detection from beating a sure one of similar size.
-    The original kept the first detection, which in the mtcnn package is the most probable one,
-    so a small sharp face in the background could win over the subject."""
+
+def select_face(faces: Sequence[Face], rule: str = "first") -> Face | None:
+    """The face to keep when several are found (``faces`` most probable first, as detect returns them).
+
+    ``"first"`` (default): the most probable face, as the original kept the ``mtcnn`` package's first
+    detection. ``"area"``: the largest ``area * probability``, for videos whose subject fills the
+    frame while a sharper small face sits in the background; it can also pick a large doubtful box
+    (a 0.73 box on a hand over a 0.997 face on a printed photo), which is why it is not the default."""
+    if rule not in FACE_RULES:
+        raise ValueError(f"face rule must be one of {FACE_RULES}, got {rule!r}")
     if not faces:
         return None
+    if rule == "first":
+        return max(faces, key=lambda f: f.score)  # faces[0] for detect's output; stable on ties
     return max(faces, key=lambda f: (max(f.width, 0.0) * max(f.height, 0.0) * f.score, f.score))
 
 
