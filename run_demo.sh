@@ -7,8 +7,10 @@
 #   bash run_demo.sh --smoke                # the smallest settings (CI)
 #   bash run_demo.sh --data-root /data/Oulu_NPU --protocol 1 --profile paper \
 #        --ip-model ip_checkpoint/LightCNN_29Layers_V2_checkpoint.pth.tar
+#   bash run_demo.sh --protocol mydata.csv --data-root /data/mydata --profile demo   # any dataset
 #
-# --data-root holds Train_files/, Dev_files/, Test_files/ (videos) and protocols/Protocol_<p>/.
+# --data-root holds Train_files/, Dev_files/, Test_files/ (videos) and protocols/Protocol_<p>/, or,
+# with a CSV protocol (docs/DATA_LAYOUT.md), the files its path column names (default: its folder).
 # Each phase is also its own script (scripts/prepare_data.sh, train_generator.sh, DUM/train.sh,
 # DUM/test.sh); this one only chooses their settings. A rerun resumes: finished phases are skipped
 # (their markers live in <work-dir>/.done/), and every stage itself skips finished items.
@@ -22,7 +24,8 @@ Options:
   --work-dir DIR      where every output goes (default demo_work)
   --data-root DIR     a real dataset (OULU-NPU layout) instead of the demo data
   --protocol-dir DIR  protocol folder (default <data-root>/protocols)
-  --protocol P        OULU-NPU protocol 1-4 (default 1)
+  --protocol P        OULU-NPU protocol 1-4 (default 1), or a CSV protocol file with a split column
+                      (outputs then go to runs/<csv stem>/ unless --work-dir)
   --fold K            fold 1-6 of protocols 3 and 4
   --profile NAME      smoke | demo | paper (default: demo, or paper with --data-root)
   --smoke             same as --profile smoke
@@ -45,6 +48,14 @@ while [ $# -gt 0 ]; do
     *) echo "run_demo.sh: unknown option $1 (see --help)" >&2; exit 2;;
   esac
 done
+IS_CSV=0; [[ "$PROTOCOL" =~ ^[0-9]+$ ]] || IS_CSV=1
+if [ "$IS_CSV" = 1 ]; then   # absolute paths: the phases below run inside the work folder
+  [ -f "$PROTOCOL" ] || { echo "run_demo.sh: --protocol $PROTOCOL: no such file (an OULU-NPU number 1-4 or a CSV)" >&2; exit 2; }
+  PROTOCOL="$(cd "$(dirname "$PROTOCOL")" && pwd)/$(basename "$PROTOCOL")"
+  VIDEO_ROOT="${VIDEO_ROOT:-$(dirname "$PROTOCOL")}"
+  [ "$WORK" != demo_work ] || WORK="runs/$(basename "${PROTOCOL%.*}")"
+fi
+[ -z "$VIDEO_ROOT" ] || VIDEO_ROOT="$(cd "$VIDEO_ROOT" && pwd)"
 [ -n "$PROFILE" ] || { [ -n "$VIDEO_ROOT" ] && PROFILE=paper || PROFILE=demo; }
 GEN_EVERY=""; DUM_EVAL=1; DUM_EVAL_START=1; LOADERS=0   # per-epoch previews/evaluation, no loader workers, unless set below
 
@@ -61,7 +72,7 @@ case "$PROFILE" in
   *) echo "run_demo.sh: unknown profile $PROFILE (smoke, demo, paper)" >&2; exit 2;;
 esac
 
-PY="$(bash "$ROOT/scripts/setup_env.sh")"
+PY="${DEMO_PYTHON:-$(bash "$ROOT/scripts/setup_env.sh")}"   # DEMO_PYTHON: an interpreter already set up (tests)
 export PYTHON="$PY" OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
@@ -73,7 +84,13 @@ DATA_ROOT="$WORK/oulu_images"; CROP_ROOT="$WORK/oulu_images_crop"
 TAG="p${PROTOCOL}${FOLD:+_${FOLD}}"
 TRAIN_LIST="$WORK/train_list/train_list_oulu_${TAG}.txt"
 GEN_DIR="$WORK/model_oulu_${TAG}"; DUM_DIR="$WORK/CDCN_U_P${PROTOCOL}${FOLD:+_F${FOLD}}"
-TEST_DIR="${DUM_DIR}_test"; PROTO_SUB="$CROP_ROOT/protocols/Protocol_${PROTOCOL}"
+TEST_DIR="${DUM_DIR}_test"; PROTO_SUB="$CROP_ROOT/protocols/Protocol_${PROTOCOL}"; FAKE_DIR="$WORK/fake_images/oulu_${TAG}"
+GEN_TYPES=""
+if [ "$IS_CSV" = 1 ]; then  # names of any dataset: nothing named after OULU-NPU
+  TAG="$(basename "${PROTOCOL%.*}")"; DATA_ROOT="$WORK/frames"; CROP_ROOT="$WORK/crops"
+  TRAIN_LIST="$WORK/train_list.txt"; GEN_DIR="$WORK/generator"; DUM_DIR="$WORK/cdcn_u"; TEST_DIR="$WORK/test"
+  PROTO_SUB="$CROP_ROOT/protocols"; FAKE_DIR="$WORK/generated"; GEN_TYPES=0   # 0: attack types from the data
+fi
 T0=$(date +%s)
 
 phase() {  # phase NAME COMMAND...: run unless its marker exists, then write the marker
@@ -84,7 +101,7 @@ phase() {  # phase NAME COMMAND...: run unless its marker exists, then write the
   date +%s > "$WORK/.done/$name"
 }
 
-if [ -z "$VIDEO_ROOT" ]; then
+if [ -z "$VIDEO_ROOT" ]; then   # no --data-root: the demo data
   VIDEO_ROOT="$WORK/demo_data"
   phase demo_data "$PY" "$ROOT/demo/make_demo_data.py" --out "$VIDEO_ROOT" --users "$USERS" --frames "$FRAMES" --size "$SIZE"
 fi
@@ -113,14 +130,15 @@ fi
 phase generator env IMG_ROOT="$DATA_ROOT" TRAIN_LIST="$TRAIN_LIST" IP_MODEL="$IP_MODEL" OUT="$GEN_DIR" \
   bash "$ROOT/train_generator.sh" --image-size "$GEN_SIZE" --width "$GEN_WIDTH" --ip-width "$IP_WIDTH" \
   --batch-size "$GEN_BATCH" --epochs "$GEN_EPOCHS" --limit-batches "$GEN_LIMIT" --workers "$LOADERS" \
-  --test-epoch "${GEN_EVERY:-$GEN_EPOCHS}" --save-epoch "${GEN_EVERY:-$GEN_EPOCHS}"
+  --test-epoch "${GEN_EVERY:-$GEN_EPOCHS}" --save-epoch "${GEN_EVERY:-$GEN_EPOCHS}" ${GEN_TYPES:+--attack-types "$GEN_TYPES"}
 
 train_file="Train${FOLD:+_${FOLD}}.txt"; train_g="Train_g${FOLD:+_${FOLD}}.txt"
+GEN_PROTOCOLS=(--protocol-in "$DATA_ROOT/protocols/Protocol_${PROTOCOL}/$train_file" --protocol-out "$PROTO_SUB/$train_g")
+if [ "$IS_CSV" = 1 ]; then train_g="${TAG}_g.csv"; GEN_PROTOCOLS=(); fi   # generated.py: <crop-root>/protocols/<stem>_g.csv
 phase crop env STAGES=crop IMAGE_SIZE="$DUM_SIZE" bash "$ROOT/scripts/prepare_data.sh"
 phase generate "$PY" "$ROOT/generated.py" --checkpoint "$GEN_DIR/last.pt" --num-pairs "$PAIRS" \
-  --frames-per-folder "$PER_FOLDER" --protocol "$PROTOCOL" ${FOLD:+--fold "$FOLD"} --crop-root "$CROP_ROOT" \
-  --protocol-in "$DATA_ROOT/protocols/Protocol_${PROTOCOL}/$train_file" --protocol-out "$PROTO_SUB/$train_g" \
-  --out-path "$WORK/fake_images/oulu_${TAG}" --output-size "$DUM_SIZE" --on-no-face "$NO_FACE"
+  --frames-per-folder "$PER_FOLDER" --protocol "$PROTOCOL" ${FOLD:+--fold "$FOLD"} --crop-root "$CROP_ROOT" "${GEN_PROTOCOLS[@]}" \
+  --out-path "$FAKE_DIR" --output-size "$DUM_SIZE" --on-no-face "$NO_FACE"
 
 phase dum_train env CROP_ROOT="$CROP_ROOT" PROTOCOL="$PROTOCOL" FOLD="$FOLD" OUT_DIR="$DUM_DIR" NPROC=1 \
   bash "$ROOT/DUM/train.sh" --image-size "$DUM_SIZE" --width "$DUM_WIDTH" --batch-size "$DUM_BATCH" \
@@ -141,6 +159,8 @@ echo "  merged protocol             $PROTO_SUB/$train_g"
 echo "  CDCN+DUM run                $DUM_DIR (best.pt, last.pt, metrics.csv)"
 echo "  scores and metrics          $TEST_DIR"
 for f in "$TEST_DIR"/*.png; do [ -f "$f" ] && echo "  plot                        $f"; done
-if [ "$PROFILE" != paper ]; then
+if [ "$PROFILE" != paper ] && [ "$IS_CSV" = 1 ]; then
+  echo "The $PROFILE profile checks the chain of stages on this data with CPU-sized networks; its numbers measure little."
+elif [ "$PROFILE" != paper ]; then
   echo "The demo data shows the pipeline working; it measures nothing about accuracy."
 fi
