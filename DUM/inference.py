@@ -267,9 +267,9 @@ class FaceCropper:
             rgb = self.face_image(frame_bgr, box)
         except InputError as exc:
             return FaceCrop(face, box, None, None, f"face box unusable: {exc}")
-        full_depth = self.depth_estimator.estimate(frame_bgr, box)
+        full_depth, why = self.depth_estimator.estimate_with_reason(frame_bgr, box)
         if full_depth is None:
-            return FaceCrop(face, box, rgb, None, note=f"no face mesh on the box: {FALLBACK_NOTE}")
+            return FaceCrop(face, box, rgb, None, note=f"{why}: {FALLBACK_NOTE}")
         depth = self.store(crop_face(self.store(full_depth), box, scale=self.scale, size=self.map_size))
         depth = depth.astype(np.float32)
         if not depth.sum() > 0:

@@ -9,7 +9,9 @@ the test score divides by the frame's depth (docs/ORIGINAL.md 3.8)::
 
 Frames are read from ``<data-root>/<split>_img_flod``, boxes (optional, they only steer the mesh
 to the right face) from ``<split>_bbox_flod``, maps written to ``<split>_depth_flod``
-(docs/DATA_LAYOUT.md). Frames without a mesh are listed in ``skipped.csv`` of the run folder.
+(docs/DATA_LAYOUT.md). With a box, the map labels the face in the box: the mesh that overlaps the
+box is kept, and a frame where the only meshes found lie beside it (a person in the background)
+gets no map. Frames without a map are listed, with the reason, in ``skipped.csv`` of the run folder.
 mediapipe and torch are imported lazily: other stages import ``data.*`` without paying for them.
 """
 from __future__ import annotations
@@ -43,7 +45,7 @@ logger = logging.getLogger(__name__)
 def estimator_kwargs(args) -> dict:
     return dict(refine=args.refine, box_scale=args.box_scale, crop_size=args.crop_size,
                 min_detection_confidence=args.min_detection_confidence, tracking=args.tracking,
-                fill_holes=args.fill_holes)
+                fill_holes=args.fill_holes, max_faces=args.max_faces, min_box_iou=args.min_box_iou)
 
 
 def process_video(estimator: FaceDepthEstimator, dirs: dict, video: str, use_boxes: bool = True,
@@ -58,7 +60,7 @@ def process_video(estimator: FaceDepthEstimator, dirs: dict, video: str, use_box
     out_dir = dirs["depth"] / video
     missing = {f for f in frames if not (out_dir / depth_name(f)).is_file()}
     stats = {"frames": len(frames), "existing": len(frames) - len(missing), "written": 0, "no_face": 0,
-             "unreadable": 0, "no_box": 0, "bad_box": 0, "skipped": []}
+             "unreadable": 0, "no_box": 0, "bad_box": 0, "not_on_box": 0, "skipped": []}
     if not missing:
         todo = []
     elif estimator.tracking:
@@ -87,12 +89,12 @@ def process_video(estimator: FaceDepthEstimator, dirs: dict, video: str, use_box
                 except InputError as err:
                     stats["bad_box"] += name in missing
                     logger.warning("%s; the face mesh searches the whole frame instead", err)
-        depth = estimator.estimate(image, box) if image is not None else None
+        depth, reason = estimator.estimate_with_reason(image, box) if image is not None else (None, "")
         if name in missing and image is not None:
             if depth is None:
                 stats["no_face"] += 1
-                where = "the box crop" if box is not None else "the frame"
-                stats["skipped"].append((str(frame_path), f"no face mesh found in {where}"))
+                stats["not_on_box"] += reason.startswith("no face mesh overlaps")
+                stats["skipped"].append((str(frame_path), reason))
             else:
                 atomic_imwrite(out_dir / depth_name(name), depth, jpeg_quality)
                 stats["written"] += 1
@@ -199,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box-scale", type=float, default=1.8,
                    help="side of the square crop the mesh runs on, as a multiple of the box's longer side")
     p.add_argument("--crop-size", type=int, default=256, help="the crop is resized to this many pixels square")
+    p.add_argument("--max-faces", type=int, default=4,
+                   help="meshes found per crop; the one overlapping the box is kept (so a second person in the "
+                        "crop cannot take the label)")
+    p.add_argument("--min-box-iou", type=float, default=0.3,
+                   help="a mesh labels the frame only if its bounding box overlaps the MTCNN box by this IoU; "
+                        "frames where no mesh does get no map and are listed in skipped.csv")
     p.add_argument("--min-detection-confidence", type=float, default=0.5, help="MediaPipe face detector threshold")
     p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=False,
                    help="MediaPipe's attention mesh: refined eye and lip contours, 10 iris points "
@@ -285,6 +293,9 @@ def _compute(args, dirs: dict, videos: list, report: SkipReport) -> dict:
                     add(stats)
     if totals["no_box"]:
         logger.info("%d frames had no box file; the mesh searched the whole frame", totals["no_box"])
+    if totals["not_on_box"]:
+        logger.warning("%d frames: a face mesh was found, but not on the MTCNN box (another person?): no map "
+                       "written, listed in %s", totals["not_on_box"], report.path)
     failed = totals["no_face"] + totals["unreadable"]
     if failed and not (totals["written"] + totals["existing"]):
         raise InputError(f"no depth map could be made for any of {failed} frames (see {report.path})")

@@ -108,6 +108,25 @@ def _edge_x(xp, yp, xq, yq, y):
     return xp + (y - yp) * slope
 
 
+def _pixel_spans(corners, top: np.ndarray, bottom: np.ndarray, width: int):
+    """Every covered pixel of the triangles, flat: ``(t, r, s, cols)`` with ``t`` the triangle of each
+    row span, ``r`` its row, and per pixel ``s`` its row span and ``cols`` its column. ``corners``
+    are the vertex coordinates sorted by y (x0, y0 top ... x2, y2 bottom), one entry per triangle."""
+    x0, y0, x1, y1, x2, y2 = corners
+    nrows = bottom - top + 1
+    t = np.repeat(np.arange(nrows.size), nrows)                         # (R,) triangle of each row span
+    r = top[t] + np.arange(t.size) - np.repeat(np.cumsum(nrows) - nrows, nrows)
+    y = r.astype(np.float64)
+    x_long = _edge_x(x0[t], y0[t], x2[t], y2[t], y)
+    x_short = np.where(y < y1[t], _edge_x(x0[t], y0[t], x1[t], y1[t], y), _edge_x(x1[t], y1[t], x2[t], y2[t], y))
+    left = np.maximum(np.ceil(np.minimum(x_long, x_short)), 0).astype(np.int64)
+    right = np.minimum(np.floor(np.maximum(x_long, x_short)), width - 1).astype(np.int64)
+    ncols = np.maximum(right - left + 1, 0)
+    s = np.repeat(np.arange(ncols.size), ncols)                         # (P,) row span of each pixel
+    cols = left[s] + np.arange(s.size) - np.repeat(np.cumsum(ncols) - ncols, ncols)
+    return t, r, s, cols
+
+
 def render_depth(vertices, triangles, height: int, width: int, background: float = 0.0) -> np.ndarray:
     """Z-buffer triangles into a ``height`` x ``width`` float32 map; the larger depth (nearer) wins.
 
@@ -145,20 +164,10 @@ def render_depth(vertices, triangles, height: int, width: int, background: float
     C = z0 - A * x0 - B * y0
     zlo, zhi = np.minimum(np.minimum(z0, z1), z2), np.maximum(np.maximum(z0, z1), z2)
 
-    nrows = bottom - top + 1
-    t = np.repeat(np.arange(nrows.size), nrows)                         # (R,) triangle of each row span
-    r = top[t] + np.arange(t.size) - np.repeat(np.cumsum(nrows) - nrows, nrows)
-    y = r.astype(np.float64)
-    x_long = _edge_x(x0[t], y0[t], x2[t], y2[t], y)
-    x_short = np.where(y < y1[t], _edge_x(x0[t], y0[t], x1[t], y1[t], y), _edge_x(x1[t], y1[t], x2[t], y2[t], y))
-    left = np.maximum(np.ceil(np.minimum(x_long, x_short)), 0).astype(np.int64)
-    right = np.minimum(np.floor(np.maximum(x_long, x_short)), width - 1).astype(np.int64)
-    ncols = np.maximum(right - left + 1, 0)
-
-    s = np.repeat(np.arange(ncols.size), ncols)                         # (P,) row span of each pixel
+    t, r, s, cols = _pixel_spans((x0, y0, x1, y1, x2, y2), top, bottom, width)
     if s.size == 0:
         return out
-    cols = left[s] + np.arange(s.size) - np.repeat(np.cumsum(ncols) - ncols, ncols)
+    y = r.astype(np.float64)
     row_a, row_b = A[t], B[t] * y + C[t]
     # clipping to the vertex range keeps sliver triangles from overshooting through rounding
     depth = np.clip(row_a[s] * cols + row_b[s], zlo[t][s], zhi[t][s])
@@ -236,22 +245,27 @@ class FaceDepthEstimator:
     """PRNet-style depth maps from the MediaPipe face mesh, for full frames or face crops.
 
     ``estimate(image_bgr, box=None)`` returns a uint8 map the size of the image (background 0, nose
-    tip about 255) or ``None`` when no face mesh is found. With a box (``data.boxes.Box``, frame
-    pixels) the mesh runs on a square crop of ``box_scale`` times the box, resized to ``crop_size``:
-    the face then fills the detector's view whatever the frame size, and the mesh lands on the
-    boxed face. Without a box the whole image is searched; if that fails the image is searched again
-    zero-padded by ``pad`` on every side, which finds faces in tight crops (generated 256x256 faces)
-    whose chin or forehead touches the border.
+    tip about 255) or ``None`` when no face mesh is found (``estimate_with_reason`` also says why).
+    With a box (``data.boxes.Box``, frame pixels) the mesh runs on a square crop of ``box_scale``
+    times the box, resized to ``crop_size`` (then on a 1.5x wider crop if that fails): the face then
+    fills the detector's view whatever the frame size. Up to ``max_faces`` meshes are found in the
+    crop and the one whose outline overlaps the box most is kept; when none overlaps it by at least
+    ``min_box_iou`` (IoU of the mesh's bounding box and the box) the frame gets no map, so a
+    person in the background never labels the boxed face. Without a box the whole image is
+    searched (the largest mesh wins); if that fails the image is searched again zero-padded by
+    ``pad`` on every side, which finds faces in tight crops (generated 256x256 faces) whose chin or
+    forehead touches the border.
 
     ``tracking=True`` runs MediaPipe in video mode (landmarks of the previous frame seed the next,
     skipping the detector); call :meth:`reset` before each new video. Static mode (the default)
     treats every frame alone, so results do not depend on which frames were processed before.
     """
 
-    def __init__(self, max_faces: int = 1, refine: bool = False, box_scale: float = 1.8,
+    def __init__(self, max_faces: int = 4, refine: bool = False, box_scale: float = 1.8,
                  crop_size: int = 256, pad: float = 0.3, min_detection_confidence: float = 0.5,
-                 tracking: bool = False, fill_holes: bool = True):
+                 tracking: bool = False, fill_holes: bool = True, min_box_iou: float = 0.3):
         self.max_faces, self.refine = int(max_faces), bool(refine)
+        self.min_box_iou = float(min_box_iou)
         self.box_scale, self.crop_size, self.pad = float(box_scale), int(crop_size), float(pad)
         self.min_detection_confidence = float(min_detection_confidence)
         self.tracking, self.fill_holes = bool(tracking), bool(fill_holes)
@@ -282,7 +296,10 @@ class FaceDepthEstimator:
     def __exit__(self, *exc):
         self.close()
 
-    def _run(self, rgb: np.ndarray, static: bool, x0: float, y0: float, sx: float, sy: float, box) -> np.ndarray | None:
+    def _run(self, rgb: np.ndarray, static: bool, x0: float, y0: float, sx: float, sy: float, box
+             ) -> tuple[np.ndarray | None, float | None]:
+        """(mesh points in frame pixels, key) of the best mesh in ``rgb``: the largest without a box,
+        else the one whose bounding box overlaps ``box`` most (key = that IoU); (None, None) if none."""
         result = self._mesh(static).process(rgb)
         faces = result.multi_face_landmarks or []
         best, best_key = None, None
@@ -296,10 +313,16 @@ class FaceDepthEstimator:
                 (bb[2] - bb[0]) * (bb[3] - bb[1])
             if best_key is None or key > best_key:
                 best, best_key = pts, key
-        return best
+        return best, best_key
 
     def landmarks(self, image_bgr: np.ndarray, box: Box | None = None) -> np.ndarray | None:
         """Mesh points (468, or 478 with ``refine``) as (x, y, depth) in image pixels, or None."""
+        return self.landmarks_with_reason(image_bgr, box)[0]
+
+    def landmarks_with_reason(self, image_bgr: np.ndarray, box: Box | None = None
+                              ) -> tuple[np.ndarray | None, str]:
+        """(mesh points or None, why None: "" when found). With a box, a mesh counts only when it
+        overlaps the box (IoU >= ``min_box_iou``)."""
         image = np.asarray(image_bgr)
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -313,17 +336,23 @@ class FaceDepthEstimator:
         else:
             side = max(h, w) * (1.0 + 2.0 * self.pad)
             regions = [None, ((w - side) / 2.0, (h - side) / 2.0, side)]
+        best_elsewhere = None
         for attempt, region in enumerate(regions):
             static = not self.tracking or attempt > 0   # fallbacks never disturb the tracker
             if region is None:
                 rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-                pts = self._run(rgb, static, 0.0, 0.0, float(w), float(h), box)
+                pts, key = self._run(rgb, static, 0.0, 0.0, float(w), float(h), box)
             else:
                 crop, x0, y0, side = _cut(image, *region, size=self.crop_size)
-                pts = self._run(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), static, x0, y0, side, side, box)
+                pts, key = self._run(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), static, x0, y0, side, side, box)
+            if pts is not None and (box is None or key >= self.min_box_iou):
+                return pts, ""
             if pts is not None:
-                return pts
-        return None
+                best_elsewhere = key if best_elsewhere is None else max(best_elsewhere, key)
+        if best_elsewhere is not None:
+            return None, (f"no face mesh overlaps the box (a mesh was found beside it, IoU {best_elsewhere:.2f} "
+                          f"< {self.min_box_iou:g}: another person's face?)")
+        return None, "no face mesh found in " + ("the box crop" if box is not None else "the frame")
 
     def estimate_float(self, image_bgr: np.ndarray, box: Box | None = None) -> np.ndarray | None:
         """The [0, 1] float32 depth map of the image, or None when no face mesh is found."""
@@ -335,6 +364,13 @@ class FaceDepthEstimator:
 
     def estimate(self, image_bgr: np.ndarray, box: Box | None = None) -> np.ndarray | None:
         """The uint8 depth map (image size, background 0, nose tip ~255), or None when no face mesh is found."""
-        depth = self.estimate_float(image_bgr, box)
+        return self.estimate_with_reason(image_bgr, box)[0]
+
+    def estimate_with_reason(self, image_bgr: np.ndarray, box: Box | None = None) -> tuple[np.ndarray | None, str]:
+        """(uint8 depth map or None, why None: "" when made); see :meth:`landmarks_with_reason`."""
+        pts, reason = self.landmarks_with_reason(image_bgr, box)
+        if pts is None:
+            return None, reason
+        h, w = np.asarray(image_bgr).shape[:2]
         # already within [0, 1] (normalised vertices, clamped planes): no clipping pass needed
-        return None if depth is None else cv2.convertScaleAbs(depth, alpha=255.0)
+        return cv2.convertScaleAbs(landmarks_to_depth(pts, h, w, self.fill_holes), alpha=255.0), ""

@@ -386,3 +386,66 @@ def test_import_prnet_validates_maps(data_root, tmp_path):
     assert _maps(data_root)[first] == maps[first]
     with pytest.raises(SystemExit):
         main(["--data-root", str(data_root), "--import-prnet", str(tmp_path / "nowhere"), "--out-dir", str(out)])
+
+
+# ---------------------------------------------------------------------------------------------
+# The face in the box: a second person beside the subject
+# ---------------------------------------------------------------------------------------------
+
+# image_T1 (the subject, 480x640) with image_F2 at 0.7 scale beside it (a second, smaller person),
+# on grey. Boxes of our MTCNN on this frame (min_face 20): the subject, the second person; and a
+# box on the empty wall under the second person, where a box the mesh cannot fill would sit.
+SUBJECT_BOX, SECOND_BOX, WALL_BOX = Box(115, 113, 175, 247), Box(578, 188, 153, 205), Box(485, 350, 120, 140)
+
+
+def two_faces(samples_dir) -> np.ndarray:
+    subject = cv2.imread(str(samples_dir / "image_T1.jpg"))
+    second = cv2.resize(cv2.imread(str(samples_dir / "image_F2.jpg")), None, fx=0.7, fy=0.7,
+                        interpolation=cv2.INTER_AREA)
+    frame = np.full((640, 480 + second.shape[1], 3), 90, np.uint8)
+    frame[:, :480] = subject
+    frame[40:40 + second.shape[0], 480:] = second
+    return frame
+
+
+def _share_inside(pts, box: Box) -> float:
+    x, y = pts[:, 0], pts[:, 1]
+    return float(((x >= box.x) & (x <= box.x + box.w) & (y >= box.y) & (y <= box.y + box.h)).mean())
+
+
+def test_mesh_labels_the_face_in_the_box(samples_dir, estimator):
+    frame = two_faces(samples_dir)
+    for box, other in ((SUBJECT_BOX, SECOND_BOX), (SECOND_BOX, SUBJECT_BOX)):
+        pts, reason = estimator.landmarks_with_reason(frame, box)
+        assert reason == "" and _share_inside(pts, box) > 0.9 and _share_inside(pts, other) == 0.0
+
+
+def test_no_map_when_no_mesh_overlaps_the_box(samples_dir, estimator):
+    """The wall box's wider crop holds the second person's face: the mesh found there must not label
+    the box (it would put a face beside the crop and leave the crop's label all black)."""
+    frame = two_faces(samples_dir)
+    depth, reason = estimator.estimate_with_reason(frame, WALL_BOX)
+    assert depth is None and "no face mesh overlaps the box" in reason
+    assert estimator.estimate(frame, WALL_BOX) is None
+    with FaceDepthEstimator(min_box_iou=0.0) as anywhere:   # without the overlap rule: the other face
+        pts = anywhere.landmarks(frame, WALL_BOX)
+        assert pts is not None and _share_inside(pts, SECOND_BOX) > 0.9
+
+
+def test_stage_reports_frames_whose_box_no_mesh_overlaps(samples_dir, tmp_path):
+    root = tmp_path / "oulu_images"
+    video = "1_1_01_1"
+    frame = two_faces(samples_dir)
+    for n, box in ((1, SUBJECT_BOX), (2, WALL_BOX)):
+        path = root / "train_img_flod" / video / f"{video}_{n}_scene.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), frame)
+        write_box(root / "train_bbox_flod" / video / f"{video}_{n}_scene.dat", box)
+    out = tmp_path / "run"
+    result = main(["--data-root", str(root), "--split", "train", "--out-dir", str(out)])
+    assert result["written"] == 1 and result["not_on_box"] == 1
+    depth = cv2.imread(str(root / "train_depth_flod" / video / f"{video}_1_depth1D.jpg"), cv2.IMREAD_UNCHANGED)
+    b, s = SUBJECT_BOX, SECOND_BOX
+    assert depth[b.y:b.y + b.h, b.x:b.x + b.w].mean() > 60 and depth[s.y:s.y + s.h, s.x:s.x + s.w].max() < 5
+    assert not (root / "train_depth_flod" / video / f"{video}_2_depth1D.jpg").exists()
+    assert "no face mesh overlaps the box" in _report(out / "skipped.csv")[f"{video}_2_scene.jpg"]
