@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from demo.attacks import render_print, render_replay
-from demo.render import Portrait, Room, UserLook, camera_model, make_room, render_live, sense
+from demo.render import Portrait, Room, UserLook, camera_model, make_room, random_face_shape, render_live, sense
 
 FILE_KIND = {1: "live", 2: "print", 3: "print", 4: "replay", 5: "replay"}
 
@@ -32,8 +32,10 @@ def split_users(n_users: int) -> dict[str, list[int]]:
 
 
 def assign_users(n_users: int, n_portraits: int, seed: int) -> list[UserLook]:
-    """Which portrait (and which re-posed copy of it) each user is; splits never share a portrait
-    when there are at least three."""
+    """Which portrait (and which derived identity made from it) each user is; splits never share a
+    portrait when there are at least three. Variant 0 is the photo as shipped; every further variant
+    is a derived identity: the face re-shaped (demo.render.reshape_face), re-tinted, re-scaled and,
+    every other one, mirrored."""
     looks = []
     for index, (split, users) in enumerate(split_users(n_users).items()):
         pool = [p for p in range(n_portraits) if p % 3 == index] if n_portraits >= 3 else list(range(n_portraits))
@@ -42,7 +44,8 @@ def assign_users(n_users: int, n_portraits: int, seed: int) -> list[UserLook]:
             rng = np.random.default_rng([seed, 3, user])
             gains = tuple(float(g) for g in rng.uniform(0.9, 1.1, 3)) if variant else (1.0, 1.0, 1.0)
             scale = float(rng.uniform(0.9, 1.1)) if variant else 1.0
-            looks.append(UserLook(user, split, pool[k % len(pool)], variant, variant % 2 == 1, gains, scale))
+            shape = random_face_shape(rng) if variant else (0.0,) * 5
+            looks.append(UserLook(user, split, pool[k % len(pool)], variant, variant % 2 == 1, gains, scale, shape))
     return looks
 
 

@@ -66,7 +66,7 @@ from utils.run import run_stage, save_config
 
 log = logging.getLogger(__name__)
 
-DATA_VERSION = 1  # bump when rendering changes, so a rerun does not mix old and new videos
+DATA_VERSION = 2  # bump when rendering changes, so a rerun does not mix old and new videos
 SPLIT_FOLDERS = {"train": "Train_files", "dev": "Dev_files", "test": "Test_files"}
 SPLIT_SESSIONS = {"train": (1, 2), "dev": (1, 2), "test": (3,)}  # OULU-NPU Protocol 1
 # keys of config.json that change the videos; a rerun with other values would mix two datasets

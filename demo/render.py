@@ -62,6 +62,7 @@ class UserLook:
     flip: bool
     gains: tuple[float, float, float]  # RGB tint of this copy
     face_scale: float
+    shape: tuple[float, ...] = (0.0,) * 5  # reshape_face parameters; all zero for the photo as shipped
 
 
 @dataclass(frozen=True)
@@ -226,10 +227,49 @@ def upsample(values: np.ndarray, ow: int, oh: int) -> np.ndarray:
     return cv2.resize(values.astype(np.float32), (ow, oh), interpolation=cv2.INTER_LINEAR)
 
 
+FACE_SHAPE_RANGE = (0.16, 0.14, 0.12, 0.16, 0.14)  # +- bounds of the reshape_face parameters
+
+
+def random_face_shape(rng) -> tuple[float, ...]:
+    """Facial proportions of a derived identity: each parameter drawn within FACE_SHAPE_RANGE, with at
+    least a third of its range, so no two derived faces of one photo look nearly alike by chance."""
+    signs = rng.choice([-1.0, 1.0], len(FACE_SHAPE_RANGE))
+    return tuple(float(s * r * rng.uniform(0.35, 1.0)) for s, r in zip(signs, FACE_SHAPE_RANGE))
+
+
+def reshape_face(rgb: np.ndarray, matte: np.ndarray, face, shape) -> tuple[np.ndarray, np.ndarray]:
+    """A person with other facial proportions, made from a portrait by a smooth warp in face
+    coordinates (u, v) = ((x, y) - face centre) / face width. ``shape`` = (face width, eye spacing,
+    eye height, nose-to-mouth length, chin length), each a relative change (e.g. 0.1 = 10 %). Every
+    displacement is a Gaussian bump around its feature, small against the bump's width, so the warp
+    never folds; hair, neck and background beyond about one face width stay where they were."""
+    width, eyes, eye_height, mouth, chin = shape
+    cx, cy, fw = face
+    h, w = rgb.shape[:2]
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    u, v = (xs - cx) / fw, (ys - cy) / fw
+
+    def bump(u0, v0, su, sv):
+        return np.exp(-((u - u0) / su) ** 2 / 2 - ((v - v0) / sv) ** 2 / 2)
+
+    # the map says where each output pixel is read from: a wider face reads from nearer the centre
+    du = -width * u * bump(0, 0.05, 0.55, 0.7)
+    du += -eyes * np.tanh(u / 0.15) * 0.12 * bump(0, -0.2, 0.3, 0.12)  # eyes apart / together
+    dv = -eye_height * 0.1 * bump(0, -0.2, 0.4, 0.15)  # eyes higher / lower in the face
+    dv += -mouth * (v - 0.1) * bump(0, 0.22, 0.3, 0.18)  # longer / shorter nose-to-mouth
+    dv += -chin * (v - 0.3) * np.clip(v / 0.3, 0, 1) * bump(0, 0.5, 0.45, 0.3)  # longer / shorter chin
+    map_x, map_y = xs + du * fw, ys + dv * fw
+    warp = functools.partial(cv2.remap, map1=map_x, map2=map_y, interpolation=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
+    return warp(rgb), warp(matte)
+
+
 def user_image(portrait: Portrait, look: UserLook) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-    """The portrait as this user looks: mirrored and tinted for re-posed copies."""
+    """The portrait as this user looks: for derived identities re-shaped (reshape_face), mirrored and tinted."""
     rgb, matte = portrait.rgb, portrait.matte
     cx, cy, fw = portrait.face
+    if any(look.shape):
+        rgb, matte = reshape_face(rgb, matte, portrait.face, look.shape)
     if look.flip:
         rgb, matte, cx = rgb[:, ::-1], matte[:, ::-1], rgb.shape[1] - cx
     rgb = np.clip(rgb * np.array(look.gains, np.float32), 0, 1)
