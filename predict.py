@@ -31,11 +31,11 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from DUM.inference import (DECISION_RULE, JPEG_QUALITY, TEST_SCALE, FaceCropper, collect_inputs, decide,
-                           depth_panel, iter_frames, load_depth_model, score_crops,
-                           torch_threads)
+                           iter_frames, load_depth_model, score_crops, torch_threads)
+from DUM.panels import SIGMA_MAX, write_panel
 from networks.registry import DEPTH_NETS
 from utils.checkpoint import CheckpointError
-from utils.io import InputError, SkipReport, atomic_imwrite, atomic_write_text
+from utils.io import InputError, SkipReport, atomic_write_text
 from utils.run import resolve_device, run_stage, save_config
 
 log = logging.getLogger("predict")
@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="predictions", help="run folder: config.json, log.txt, skipped.csv, predictions.csv")
     p.add_argument("--out", default=None, help="CSV of every row (default <out-dir>/predictions.csv)")
     p.add_argument("--save-depth", default=None, metavar="DIR",
-                   help="write each scored face as PNG: the crop with the predicted depth (mu, upsampled) beside it")
+                   help="write each scored face as a PNG panel: the crop, mu (predicted depth), sigma = exp(logvar/2) on a "
+                        "fixed colour scale, score and decision (docs/REPORT.md)")
+    p.add_argument("--sigma-max", type=float, default=SIGMA_MAX, help="top of the panels' fixed sigma colour scale")
     p.add_argument("--scale", type=float, default=TEST_SCALE, help="crop scale of the box (crop_dataset.py's dev/test scale)")
     p.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY,
                    help="re-encode video frames, crops and depth maps as the data stages store them, so scores "
@@ -127,7 +129,7 @@ class VideoTally:
                    frames_scored=str(len(self.scored)), frames_read=str(self.read))
 
 
-def face_row(frame, crop, result, threshold: float, save_depth) -> Row:
+def face_row(frame, crop, result, threshold: float, save_depth, sigma_max: float = SIGMA_MAX) -> Row:
     b = crop.box
     row = Row("face", frame.file, str(frame.frame or ""), str(crop.face), f"{b.x} {b.y} {b.w} {b.h}",
               "" if b.score is None else f"{b.score:.6f}")
@@ -138,7 +140,10 @@ def face_row(frame, crop, result, threshold: float, save_depth) -> Row:
     row.detail = crop.note  # set when the face template's depth was the denominator
     if save_depth:
         path = Path(save_depth) / png_name(frame.file, frame.frame, crop.face)
-        atomic_imwrite(path, depth_panel(crop.image, result.mu))
+        where = Path(frame.file).name + (f" frame {frame.frame}" if frame.frame else "") + f" face {crop.face}"
+        write_panel(path, crop.image, result.mu, result.logvar,
+                    title=f"{where} | score {result.score:.4g} vs t {threshold:.4g} -> {row.decision}",
+                    sigma_max=sigma_max)
         row.depth_png = str(path)
     return row
 
@@ -207,7 +212,7 @@ def predict_files(args, files, out_dir: Path, device) -> dict:
                 if not crops[id(f)]:
                     emit(Row("skip", f.file, frame, status="no_face", detail="no face found by MTCNN"))
                 for c in crops[id(f)]:
-                    row = face_row(f, c, next(scored), threshold, args.save_depth)
+                    row = face_row(f, c, next(scored), threshold, args.save_depth, args.sigma_max)
                     if row.status == "scored" and video is not None:
                         video.scores.append(float(row.score))
                         video.scored.add(f.frame)

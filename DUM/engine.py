@@ -83,14 +83,35 @@ class EvalResult:
     frames: list = field(default_factory=list)        # (video_id, frame, score) per scored frame
     problems: list = field(default_factory=list)      # (item, reason) of frames/videos not scored
     fallback: list = field(default_factory=list)      # "video/frame" scored with the face template's depth
+    frame_stats: list = field(default_factory=list)   # with frame_stats=True: FrameStat per frame read
 
 
-def _mu_sums(model, images: torch.Tensor, device: torch.device, amp: bool) -> torch.Tensor:
-    """uint8 frames ``[N,3,S,S]`` -> sum of the predicted mean map per frame ``[N]`` (float64, CPU)."""
+@dataclass
+class FrameStat:
+    """Uncertainty of one frame: the mean of sigma = exp(logvar / 2) over the map (NaN for a network
+    without logvar), and the mean absolute error of mu against the training target (depth / 255 for
+    bona fide, 0 for attacks)."""
+    video_id: str
+    frame: str
+    label: int
+    attack_type: str
+    sigma: float
+    abs_error: float
+
+
+def _mu_sums(model, images: torch.Tensor, device: torch.device, amp: bool, targets: torch.Tensor | None = None):
+    """uint8 frames ``[N,3,S,S]`` -> sum of the predicted mean map per frame ``[N]`` (float64, CPU).
+    With ``targets`` ``[N,M,M]`` also ``[N,2]``: per-frame mean sigma and mean |mu - target|."""
     x = normalize_image(images.to(device, non_blocking=True))
     with autocast_for(device, amp):
-        _, mu, _ = depth_outputs(model(x))
-    return mu.float().flatten(1).sum(1).double().cpu()
+        _, mu, logvar = depth_outputs(model(x))
+    sums = mu.float().flatten(1).sum(1).double().cpu()
+    if targets is None:
+        return sums
+    error = (mu.float().cpu() - targets.float()).abs().flatten(1).mean(1).double()
+    sigma = (torch.full_like(error, float("nan")) if logvar is None
+             else (logvar.float() / 2).exp().flatten(1).mean(1).double().cpu())
+    return sums, torch.stack([sigma, error], 1)
 
 
 class FrameBatcher:
@@ -100,17 +121,23 @@ class FrameBatcher:
     is in eval mode, so a frame's output does not depend on which frames share its batch.
     """
 
-    def __init__(self, model, device: torch.device, frame_batch: int, amp: bool = False):
+    def __init__(self, model, device: torch.device, frame_batch: int, amp: bool = False, stats: bool = False):
         self.model, self.device, self.frame_batch, self.amp = model, device, max(1, int(frame_batch)), amp
         self.pending: list[torch.Tensor] = []   # uint8 [n_i,3,S,S] not yet scored
         self.owners: list[int] = []             # video slot of every pending frame, in order
         self.mu: dict[int, list[torch.Tensor]] = {}
+        # stats=True: add() takes each frame's training target; self.stats[slot] = [T,2] (sigma, |error|)
+        self.targets: list[torch.Tensor] | None = [] if stats else None
+        self.stats: dict[int, list[torch.Tensor]] = {}
 
-    def add(self, slot: int, images: torch.Tensor) -> None:
+    def add(self, slot: int, images: torch.Tensor, targets: torch.Tensor | None = None) -> None:
         self.mu.setdefault(slot, [])
+        self.stats.setdefault(slot, [])
         if images.shape[0]:
             self.pending.append(images)
             self.owners += [slot] * images.shape[0]
+            if self.targets is not None:
+                self.targets.append(targets)
         while len(self.owners) >= self.frame_batch:
             self._run(self.frame_batch)
 
@@ -123,7 +150,13 @@ class FrameBatcher:
 
     def _run(self, n: int) -> None:
         frames = torch.cat(self.pending) if len(self.pending) > 1 else self.pending[0]
-        sums = _mu_sums(self.model, frames[:n], self.device, self.amp)
+        stats = None
+        if self.targets is not None:
+            targets = torch.cat(self.targets) if len(self.targets) > 1 else self.targets[0]
+            sums, stats = _mu_sums(self.model, frames[:n], self.device, self.amp, targets[:n])
+            self.targets = [targets[n:]] if targets.shape[0] > n else []
+        else:
+            sums = _mu_sums(self.model, frames[:n], self.device, self.amp)
         self.pending = [frames[n:]] if frames.shape[0] > n else []
         owners, self.owners = self.owners[:n], self.owners[n:]
         start = 0
@@ -132,6 +165,8 @@ class FrameBatcher:
             while end < n and owners[end] == owners[start]:
                 end += 1
             self.mu[owners[start]].append(sums[start:end])
+            if stats is not None:
+                self.stats[owners[start]].append(stats[start:end])
             start = end
 
 
@@ -157,31 +192,43 @@ def _video_result(item, names, mu_sum, depth_sum, bad, map_hw, has_depth=None) -
 
 @torch.no_grad()
 def evaluate(model, dataset: DepthEvalDataset, device: torch.device, frame_batch: int = 64, workers: int = 2,
-             rank: int = 0, world_size: int = 1, amp: bool = False, desc: str = "eval") -> EvalResult:
+             rank: int = 0, world_size: int = 1, amp: bool = False, desc: str = "eval",
+             frame_stats: bool = False) -> EvalResult:
     """Score every video of ``dataset``; under DDP each rank takes every world_size-th video (no
     padding) and the results are gathered, so every rank returns the full result. Frames of
-    consecutive videos share forward passes (:class:`FrameBatcher`)."""
+    consecutive videos share forward passes (:class:`FrameBatcher`). ``frame_stats`` also records
+    each frame's uncertainty (``EvalResult.frame_stats``: every frame read, scorable or not)."""
     net = unwrap(model)
     was_training = net.training
     net.eval()
     indices = list(range(rank, len(dataset), world_size))
     loader = DataLoader(Subset(dataset, indices), batch_size=1, shuffle=False, num_workers=workers,
                         collate_fn=first_item, pin_memory=device.type == "cuda")
-    batcher = FrameBatcher(net, device, frame_batch, amp)
+    batcher = FrameBatcher(net, device, frame_batch, amp, stats=frame_stats)
     videos = []
     for slot, (index, video) in enumerate(zip(indices, tqdm(loader, desc=desc, unit="video", disable=rank != 0,
                                                              leave=False))):
-        batcher.add(slot, video["images"])
+        # the training target: depth / 255 for bona fide, zeros for attacks (DUM/dataset.py)
+        targets = video["depth"].float() / 255.0 * float(int(video["item"].label) == 1) if frame_stats else None
+        batcher.add(slot, video["images"], targets)
         videos.append((index, video["item"], video["frames"], video["depth"].double().flatten(1).sum(1),
                        video["bad"], tuple(video["depth"].shape[-2:]), video.get("has_depth")))
     mu = batcher.flush()
     local = []
     for slot, (index, item, names, depth_sum, bad, map_hw, has_depth) in enumerate(videos):
         score, frames, problems, fallback = _video_result(item, names, mu[slot], depth_sum, bad, map_hw, has_depth)
-        local.append((index, item, score, frames, problems, fallback))
+        stats = []
+        if frame_stats and batcher.stats[slot]:
+            values = torch.cat(batcher.stats[slot]).tolist()
+            known = [True] * len(names) if has_depth is None else [bool(h) for h in has_depth]
+            # a frame without its own depth map has no target: its error is unknown (NaN)
+            stats = [FrameStat(item.video_id, name, int(item.label), item.attack_type or "", s,
+                               e if ok or int(item.label) != 1 else float("nan"))
+                     for name, (s, e), ok in zip(names, values, known)]
+        local.append((index, item, score, frames, problems, fallback, stats))
     gathered = sorted((r for part in all_gather_object(local) for r in part), key=lambda r: r[0])
     result = EvalResult()
-    for _, item, score, frames, problems, fallback in gathered:
+    for _, item, score, frames, problems, fallback, stats in gathered:
         # An unscorable video stays in the results with a NaN score: the metrics count it as a failure
         # to acquire (FTA) instead of it silently vanishing from the denominators.
         result.rows.append(ScoreRow(item.video_id, int(item.label), item.attack_type or "",
@@ -189,6 +236,7 @@ def evaluate(model, dataset: DepthEvalDataset, device: torch.device, frame_batch
         result.frames += frames
         result.problems += problems
         result.fallback += fallback
+        result.frame_stats += stats
     result.rows += [ScoreRow(it.video_id, int(it.label), it.attack_type or "", float("nan"))
                     for it in getattr(dataset, "unscorable", [])]
     net.train(was_training)

@@ -310,6 +310,7 @@ class FaceScore:
     crop: FaceCrop
     score: float | None          # None: not scorable (crop.problem says why)
     mu: np.ndarray | None = None  # [M,M] predicted depth mean (kept for --save-depth)
+    logvar: np.ndarray | None = None  # [M,M] its log-variance (None: a network without the DUM head)
 
 
 def score_crops(model: DepthModel, crops: Sequence[FaceCrop], batch_size: int = 32,
@@ -320,17 +321,18 @@ def score_crops(model: DepthModel, crops: Sequence[FaceCrop], batch_size: int = 
     for start in range(0, len(todo), max(1, batch_size)):
         idx = todo[start:start + max(1, batch_size)]
         x = normalize([crops[i].image for i in idx])
-        mu, _ = model.forward(x)
+        mu, logvar = model.forward(x)
         m_h, m_w = mu.shape[-2:]
         depth = torch.from_numpy(np.stack([crops[i].depth if crops[i].depth is not None
                                            else np.zeros((m_h, m_w), np.float32) for i in idx]))
-        for i, m, s in zip(idx, mu, frame_scores(mu, depth)):
+        for j, (i, m, s) in enumerate(zip(idx, mu, frame_scores(mu, depth))):
             if math.isfinite(s):
                 results[i].score = float(s)
             else:
                 results[i].crop.problem = "non-finite network output: face not scored"
             if keep_maps:
                 results[i].mu = m.numpy()
+                results[i].logvar = None if logvar is None else logvar[j].numpy()
     return results
 
 

@@ -38,10 +38,13 @@ from data.protocol_args import is_oulu, protocol_arg, resolve_list
 from data.protocols import describe, filter_split, read_protocol
 from DUM.dataset import DepthEvalDataset
 from DUM.engine import evaluate, original_format
+from DUM.html_report import write_report
 from DUM.metrics import evaluate as evaluate_metrics
 from DUM.metrics import format_fold_summary, format_report, summarize_folds
+from DUM.panels import SIGMA_MAX, write_worst_panels
 from DUM.plots import plot_curves
 from DUM.scores import write_scores
+from DUM.uncertainty import analyse, generated_frame_stats, plot_uncertainty
 from networks.registry import DEPTH_NETS, load_model as load_network
 from utils.checkpoint import CheckpointError, save_checkpoint
 from utils.io import InputError, SkipReport, atomic_write_json, atomic_write_text
@@ -84,6 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="skip the ROC/DET/histogram PNGs")
     p.add_argument("--out-dir", default=None,
                    help="output folder (default CDCN_U_P<p>_test, the original name; runs/<csv stem>/test for a CSV)")
+    d = p.add_argument_group("uncertainty, panels and report (docs/REPORT.md)")
+    d.add_argument("--panels", type=int, default=3,
+                   help="panels (crop, depth label, mu, sigma) of the N worst attacks and N worst bona fide test videos "
+                        "(0 = none)")
+    d.add_argument("--panel-frames", type=int, default=3, help="frames per video shown as panels")
+    d.add_argument("--sigma-max", type=float, default=SIGMA_MAX, help="top of the fixed sigma colour scale of the panels")
+    d.add_argument("--generated-list", default="auto",
+                   help="training list whose generated folders give the 'generated' sigma (auto = the checkpoint's "
+                        "train_list when it holds generated items; none = skip)")
+    d.add_argument("--generated-videos", type=int, default=20, help="generated folders drawn (seeded) for that")
+    d.add_argument("--no-report", action="store_true", help="do not write report.html")
     return p
 
 
@@ -138,14 +152,15 @@ def score_fold(args, fold: int | None, out_dir: Path, device: torch.device) -> d
     map_size = int(getattr(model, "map_size", arch["image_size"] // 8))
     dev_list, test_list = lists_for(args, fold)
     report = SkipReport(out_dir / "skipped.csv")
-    results = {}
+    results, datasets, stats = {}, {}, {}
     for split, plist in (("dev", dev_list), ("test", test_list)):
         items = filter_split(read_protocol(plist), split)
         log.info("%s %s: %s", split, plist, describe(items))
         crop_root = args.test_crop_root if split == "test" and args.test_crop_root else args.crop_root
         dataset = DepthEvalDataset(items, crop_root, split, arch["image_size"], map_size, report, str(plist))
         res = evaluate(model, dataset, device, args.frame_batch, args.workers, amp=args.amp and device.type == "cuda",
-                       desc=split)
+                       desc=split, frame_stats=True)
+        datasets[split], stats[split] = dataset, res.frame_stats
         report.extend(res.problems)  # frames that failed at scoring time (construction problems are in already)
         write_scores(out_dir / f"scores_{split}.csv", res.rows)
         name = "map_score_val.txt" if split == "dev" else "map_score_test.txt"
@@ -158,6 +173,8 @@ def score_fold(args, fold: int | None, out_dir: Path, device: torch.device) -> d
                          "crop_root": str(args.crop_root), "test_crop_root": str(args.test_crop_root or args.crop_root),
                          "protocol": args.protocol, "fold": fold, "architecture": arch}
     text = format_report(metrics)
+    diagnose(args, model, arch, obj, map_size, device, datasets["test"], results["test"], stats["test"], metrics,
+             out_dir)
     atomic_write_json(out_dir / "metrics.json", metrics)
     atomic_write_text(out_dir / "report.txt", text)
     if not args.no_plots:
@@ -172,8 +189,36 @@ def score_fold(args, fold: int | None, out_dir: Path, device: torch.device) -> d
     atomic_write_json(out_dir / "threshold.json", threshold)
     if args.save_threshold:
         store_threshold(path, obj, threshold)
+    if not args.no_report:  # the training run beside the checkpoint adds its curves
+        write_report(out_dir, train_dir=path.parent if (path.parent / "metrics.csv").is_file() else None)
     log.info("%s\n%s", f"protocol {args.protocol}" + (f" fold {fold}" if fold else ""), text)
     return metrics
+
+
+def diagnose(args, model, arch, obj, map_size, device, dataset, rows, stats, metrics, out_dir: Path) -> None:
+    """Uncertainty analysis (metrics["uncertainty"], uncertainty.png) and panels of the worst test
+    videos (metrics["worst_videos"], panels/), both at the dev EER threshold (ISO row)."""
+    threshold = metrics["dev_eer"]["threshold"]
+    generated = []
+    train_list = args.generated_list
+    if train_list == "auto":
+        cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+        train_list = cfg.get("train_list") or "none"
+    if train_list != "none" and Path(train_list).is_file():
+        generated = generated_frame_stats(model, train_list, args.crop_root, arch["image_size"], map_size, device,
+                                          args.generated_videos, args.frame_batch, args.workers)
+    elif args.generated_list not in ("auto", "none"):
+        raise InputError(f"--generated-list {args.generated_list}: no such file")
+    metrics["uncertainty"] = analyse(rows, stats, threshold, generated)
+    if any(s.sigma == s.sigma for s in stats):  # a network with logvar (not the CDCN baselines)
+        plot_uncertainty(metrics["uncertainty"], stats, out_dir / "uncertainty.png", generated)
+    if args.panels > 0:
+        metrics["worst_videos"] = write_worst_panels(model, dataset, rows, threshold, out_dir / "panels", device,
+                                                     args.panels, args.panel_frames, args.sigma_max)
+    groups = metrics["uncertainty"]["by_group"]
+    log.info("mean sigma: %s; risk-coverage area %.4f",
+             ", ".join(f"{g} {v['mean_sigma']:.4g} ({v['frames']} frames)" for g, v in groups.items()) or "n/a",
+             metrics["uncertainty"]["risk_coverage"]["aurc"])
 
 
 def store_threshold(path: Path, obj: dict, threshold: dict) -> None:

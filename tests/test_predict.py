@@ -65,7 +65,7 @@ def test_photos_folders_video_and_failures(tmp_path, samples_dir, tiny, extras, 
         assert w > 80 and h > 80 and 0.9 < float(row.detector_score) <= 1.0
         assert f"{name} face 0: box {row.box}" in printed and f"-> {decision}" in printed
         png = cv2.imread(row.depth_png)
-        assert png.shape == (64, 128, 3) and png[:, 64:].std() > 0  # crop | predicted depth
+        assert png is not None and png.shape[1] > 2 * png.shape[0] and png.std() > 0  # crop | mu | sigma panel
     assert len(list(depth_dir.glob("*.png"))) == 5  # 3 photos + 2 video frames
 
     # the video: frames 1 and 3 (--every 2 --max-frames 2) and the mean of their scores
