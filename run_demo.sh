@@ -145,6 +145,9 @@ phase dum_train env CROP_ROOT="$CROP_ROOT" PROTOCOL="$PROTOCOL" FOLD="$FOLD" OUT
   --epochs "$DUM_EPOCHS" --eval-every "$DUM_EVAL" --eval-start "$DUM_EVAL_START" --workers "$LOADERS"
 phase dum_test env CHECKPOINT="$DUM_DIR/best.pt" CROP_ROOT="$CROP_ROOT" PROTOCOL="$PROTOCOL" OUT_DIR="$TEST_DIR" \
   bash "$ROOT/DUM/test.sh" ${FOLD:+--fold "$FOLD"} --save-threshold --workers "$LOADERS"
+# one page for the whole run (cheap, so rebuilt every time): test metrics, training curves, sample grids
+"$PY" "$ROOT/DUM/html_report.py" "$TEST_DIR" --train-dir "$DUM_DIR" --generator-dir "$GEN_DIR" \
+  --title "DSDG pipeline ($PROFILE profile): $(basename "$TEST_DIR")"
 
 echo
 echo "================ DSDG pipeline finished ($(( $(date +%s) - T0 )) s this run; profile $PROFILE) ================"
@@ -164,3 +167,5 @@ if [ "$PROFILE" != paper ] && [ "$IS_CSV" = 1 ]; then
 elif [ "$PROFILE" != paper ]; then
   echo "The demo data shows the pipeline working; it measures nothing about accuracy."
 fi
+echo
+echo "Report (open in a browser): $TEST_DIR/report.html"
