@@ -26,6 +26,7 @@ if __package__ in (None, ""):
 from data.protocol_args import default_out_dir, generated_list_name, generated_prefix, is_oulu  # noqa: E402
 from data.protocol_args import protocol_arg, resolve_list  # noqa: E402
 from utils.checkpoint import CheckpointError  # noqa: E402
+from utils.io import InputError  # noqa: E402
 from utils.run import run_stage, save_config  # noqa: E402
 
 log = logging.getLogger("generated")
@@ -65,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seed", type=int, default=0, help="seed of the noise and of the protocol shuffle")
     a("--overwrite", action="store_true", help="regenerate folders made with other settings or another generator")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    a("--diagnostics-pairs", type=int, default=64,
+      help="identity diagnostics (LightCNN cosine within generated pairs vs real pairs, diversity) on the first N "
+           "pairs, written to <out-path>/metrics.csv with a labelled grid (0 = off; needs the generator's --ip-model)")
+    a("--ip-model", default="auto", help="LightCNN checkpoint for the diagnostics (auto = the generator's own)")
     return p
 
 
@@ -92,7 +97,36 @@ def run(args) -> dict:
 
     resolve_protocols(args)
     save_config(args, args.out_path)
-    return generate(args)
+    result = generate(args)
+    if args.diagnostics_pairs > 0:
+        result["diagnostics"] = diagnostics(args)
+    return result
+
+
+def diagnostics(args) -> dict | None:
+    """Identity diagnostics of the pairs drawn (generation/diagnostics.py), real pairs from the
+    generator's own training list when it is still where the generator was trained."""
+    # deferred like generate(): the generator and LightCNN stacks load only when the stage runs
+    from generation.dataset import GenDataset
+    from generation.diagnostics import real_pairs, sampled_pair_diagnostics
+    from generation.trainer import load_generator, load_identity_net
+    from utils.run import resolve_device
+
+    device = resolve_device(args.device)
+    vae, ckpt = load_generator(args.checkpoint, device)
+    cfg = ckpt.get("config") or {}
+    ip_model = cfg.get("ip_model") if args.ip_model == "auto" else args.ip_model
+    if not ip_model or cfg.get("no_identity_loss") and args.ip_model == "auto" or not Path(ip_model).is_file():
+        log.warning("identity diagnostics skipped: no LightCNN checkpoint (%s); pass --ip-model", ip_model)
+        return None
+    identity_net = load_identity_net(ip_model, device, float(cfg.get("ip_width", 1.0)))
+    real = None
+    try:
+        dataset = GenDataset(cfg["img_root"], cfg["train_list"], image_size=int(ckpt["model"]["image_size"]))
+        real = real_pairs(dataset, args.diagnostics_pairs, args.seed)
+    except (KeyError, InputError) as exc:
+        log.warning("identity diagnostics without real pairs (%s)", exc)
+    return sampled_pair_diagnostics(vae, identity_net, args.diagnostics_pairs, args.seed, device, real, args.out_path)
 
 
 def main(argv=None) -> dict:
