@@ -7,8 +7,9 @@ Add(-40..40 per channel) -> GammaContrast(0.5..1.5) -> RandomErasing -> flip -> 
 Cutout -> (x - 127.5) / 128. Target: depth / 255 at the model's map size for live items, zeros
 for attacks (real and generated).
 
-A live frame without a depth map, or whose map is all black, is never trained on as an all-zero
-map (the original did that silently): with ``on_missing="skip"`` it is left out of the draw and
+A live frame without a depth map, or a real live frame whose map is all black, is never trained on
+as an all-zero map (the original did that silently; generated faces keep the all-black labels that
+``generated.py --on-no-face zero`` writes and reports on purpose): with ``on_missing="skip"`` it is left out of the draw and
 listed in the skip report, with ``"error"`` the dataset refuses to build. Randomness comes from ``(seed, epoch, draw_key)``
 (see DUM/sampler.py), so it does not depend on DataLoader workers or DDP world size.
 
@@ -199,8 +200,9 @@ class DepthTrainDataset(Dataset):
         for f in frames:
             if depth_name(f) not in have:
                 missing.append((str(depth_dir / depth_name(f)), "live frame without depth map: not used"))
-            elif not _has_depth(depth_dir / depth_name(f)):
-                # an all-black live target would teach "attack"; a map the mesh put elsewhere looks like this
+            elif not item.generated and not _has_depth(depth_dir / depth_name(f)):
+                # an all-black live target would teach "attack" (a map the mesh put on another face looks
+                # like this); generated faces keep theirs: --on-no-face zero writes them on purpose
                 missing.append((str(depth_dir / depth_name(f)), "live frame whose depth map is all black: "
                                                                "treated as missing, not used"))
             else:

@@ -151,6 +151,12 @@ def test_all_black_live_depth_is_missing_not_an_attack(tree, tmp_path):
     assert any(str(black) == k and "all black" in r for k, r in report.rows)
     for draw in range(30):  # every draw of the video has a live (non-zero) target
         assert ds[(idx, draw)]["depth"].max() > 0
+    # a generated live face keeps an all-black label (generated.py --on-no-face zero writes it on purpose)
+    gen = next(it for it in _train_items(tree) if it.generated and it.label == 1)
+    gen_frames = list_frames(dirs["img"] / gen.video_id)
+    cv2.imwrite(str(dirs["depth"] / gen.video_id / depth_name(gen_frames[0])), np.zeros((8, 8), np.uint8))
+    ds = DepthTrainDataset(_train_items(tree), crop, "train", 64, 8, None, on_missing="skip")
+    assert ds.frames[[it.video_id for it in ds.items].index(gen.video_id)] == gen_frames
 
 
 def test_eval_dataset_scores_every_frame_with_a_crop(tree, tmp_path):
