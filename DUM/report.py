@@ -32,6 +32,7 @@ import io
 import json
 import logging
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -115,8 +116,11 @@ def identify(path: Path, top: Path, metrics: dict) -> Run:
         if target:
             return Run(dev["dataset"], dev.get("protocol", ""), None, target, path, values)
         return Run(test["dataset"], str(test.get("protocol", "")), test.get("fold"), None, path, values)
-    name = Path(str(inputs.get("eval") or path.parent)).stem
-    return Run(name, "", None, None, path, values)
+    # anything else (e.g. python -m DUM.metrics on score files): the run folder names it, fold_<k> its fold
+    folder = path.parent
+    fold = re.fullmatch(r"fold_(\d+)", folder.name)
+    name = (folder.parent if fold else folder).name or str(folder)
+    return Run(name, "", fold[1] if fold else None, None, path, values)
 
 
 def collect(run_dirs) -> list[Run]:

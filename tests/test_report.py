@@ -84,3 +84,13 @@ def test_the_same_run_twice_is_an_error_and_a_folder_without_metrics_too(tmp_pat
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit):
         main([str(tmp_path / "empty"), "--out", str(tmp_path / "r.md")])
+
+
+def test_runs_without_benchmark_json_are_named_by_their_folder_and_fold(tmp_path):
+    """python -m DUM.metrics --out-dir DIR with two folds writes DIR/fold_1, DIR/fold_2: one setting, two folds."""
+    write_run(tmp_path / "mine" / "fold_1", TEST_A, inputs={"dev": "d1.csv", "eval": "scores_test.csv"})
+    write_run(tmp_path / "mine" / "fold_2", TEST_B, inputs={"dev": "d2.csv", "eval": "scores_test.csv"})
+    runs = collect([tmp_path / "mine"])
+    assert sorted((r.dataset, r.fold) for r in runs) == [("mine", "1"), ("mine", "2")]
+    main([str(tmp_path / "mine"), "--out", str(tmp_path / "r.md")])
+    assert "| - | CDCN-compatible | 50.00 ± 0.00 | 25.00 ± 35.36 | 37.50 ± 17.68 | 2 |" in (tmp_path / "r.md").read_text()
