@@ -16,9 +16,9 @@ frozen LightCNN feature (L2-normalised, see networks.light_cnn.identity_features
 Weights of the original ``train_generator.sh``: l_mmd 50, l_ip 1000, l_pair 5, l_type 10, l_ort 1.
 
 Two terms use batch means (mmd, ort). Under DDP each process holds a slice of the batch, so those
-means are taken over the whole global batch with a differentiable all-reduce
-(:func:`batch_mean`); with DDP's gradient averaging this gives exactly the gradient of the
-single-process loss on the full batch, as the original's DataParallel did.
+means are taken over the whole global batch with a differentiable all-reduce (:func:`batch_mean`,
+``utils.dist.all_reduce_sum_autograd``); with DDP's gradient averaging this gives exactly the
+gradient of the single-process loss on the full batch, as the original's DataParallel did.
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+
+from utils.dist import all_reduce_sum_autograd
 
 TERMS = ("rec", "kl", "mmd", "ip", "pair", "cls", "ort")
 
@@ -49,10 +51,8 @@ class LossWeights:
 def batch_mean(z: torch.Tensor) -> torch.Tensor:
     """Mean over dim 0 of the *global* batch: all ranks' rows under DDP, differentiably."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        from torch.distributed.nn.functional import all_reduce  # autograd-aware all-reduce
-
         # Every rank holds the same number of rows (DistributedSampler pads), so sum / (B * world).
-        return all_reduce(z.sum(0)) / (z.shape[0] * dist.get_world_size())
+        return all_reduce_sum_autograd(z.sum(0)) / (z.shape[0] * dist.get_world_size())
     return z.mean(0)
 
 

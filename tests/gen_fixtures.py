@@ -102,6 +102,7 @@ def single_thread():
 def batch_mean_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     """One gloo process of the DDP batch-mean check: gradients of the mmd and ort terms on a half batch."""
     import os
+    import sys
 
     import torch
     import torch.distributed as dist
@@ -116,6 +117,9 @@ def batch_mean_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     za, zb, zc = (t[rows].clone().requires_grad_(True) for t in (a, b, c))
     loss = mean_alignment_loss(za, zb) + orthogonal_loss(zc, za)
     loss.backward()
-    torch.save({"loss": loss.detach(), "ga": za.grad, "gb": zb.grad, "gc": zc.grad},
-               os.path.join(out_dir, f"rank{rank}.pt"))
     dist.destroy_process_group()
+    # torch.distributed.nn binds the live process group as a default argument when imported after
+    # init; the group then outlives destroy_process_group and gloo aborted at interpreter exit.
+    torch.save({"loss": loss.detach(), "ga": za.grad, "gb": zb.grad, "gc": zc.grad,
+                "imported_distributed_nn": "torch.distributed.nn" in sys.modules},
+               os.path.join(out_dir, f"rank{rank}.pt"))

@@ -336,5 +336,6 @@ def test_batch_mean_terms_are_global_under_ddp(tmp_path):
         r = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         rows = slice(rank * 4, rank * 4 + 4)
         assert torch.allclose(r["loss"], loss.detach())
+        assert not r["imported_distributed_nn"]  # it kept the process group alive into interpreter exit
         for name, full in (("ga", a.grad), ("gb", b.grad), ("gc", c.grad)):
             assert torch.allclose(r[name] / 2, full[rows], atol=1e-6), name

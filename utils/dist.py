@@ -70,6 +70,37 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose backward sums the gradients over ranks too (every rank's loss depends on
+    every rank's rows). Plain ``dist.all_reduce`` on the default group, looked up at call time."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad)
+        return grad
+
+
+def all_reduce_sum_autograd(tensor: torch.Tensor) -> torch.Tensor:
+    """Differentiable sum of ``tensor`` over all ranks (the tensor itself on a single process).
+
+    Not ``torch.distributed.nn.functional.all_reduce``: that module binds ``group.WORLD`` as a default
+    argument when it is first imported, so imported after ``init_process_group`` it keeps the process
+    group alive past ``destroy_process_group``; gloo's threads were then torn down at interpreter exit
+    and the process died with "terminate called without an active exception" (SIGABRT) in about one
+    run in three.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    return _AllReduceSum.apply(tensor)
+
+
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
