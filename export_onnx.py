@@ -1,8 +1,9 @@
 """Export a trained depth network (CDCN+DUM or any of networks/registry.py) to ONNX, central-difference terms folded.
 
 Every ``Conv2d_cd`` becomes an ``nn.Conv2d`` holding its folded kernel (centre tap W_c - theta * sum W,
-exact for the 3x3/padding-1 layers of these networks, docs/ORIGINAL.md 3.1), so the graph holds only
-ordinary convolutions that any runtime accelerates. Outputs are ``mu`` and ``logvar`` ``[B,M,M]``
+exact for the 3x3/padding-1 layers of these networks, docs/ORIGINAL.md 3.1) and every BatchNorm that
+follows a convolution is folded into it (networks/fold.py), so the graph holds only ordinary
+convolutions that any runtime accelerates. Outputs are ``mu`` and ``logvar`` ``[B,M,M]``
 (the random DUM sample is left out: scores use mu only; a network without DUM gives its map as
 ``mu``), input ``x`` ``[B,3,S,S]`` with a dynamic batch axis. ``image_size``, ``map_size``, ``threshold``, ``threshold_source`` (and the architecture)
 go into the model's metadata_props, which ``predict.py`` reads when given the ``.onnx`` file.
@@ -15,12 +16,21 @@ whole, resized). The max abs difference of mu and logvar is printed; the export 
 file written) when it exceeds ``--tolerance`` times the largest |value| of that output in PyTorch
 (default 1e-4, i.e. 0.01 % of the output's range; float32 reordering gives ~1e-6).
 
+With ``--int8`` a static int8 copy is written too (``<out>.int8.onnx``; DUM/quantize.py: QDQ,
+per-channel int8 weights, uint8 activations, MinMax calibration on frames of ``--calibration-list``,
+the mu/logvar heads kept in float). Its check is about decisions, not a max difference: both graphs
+score the dev list (and ``--test-list``) as DUM/test.py does; the frame decisions that agree (each
+model at its own dev threshold) and the change of the dev and test ACER are printed, and the int8
+file is written only when agreement >= ``--min-agreement`` (0.99) and no ACER moves by more than
+``--max-acer-change`` (0.5) points. It stores its own dev threshold (int8 scores shift slightly).
+
     python export_onnx.py --checkpoint runs/CDCN_U_P1/best.pt --out cdcn_u.onnx --check-images samples/
+    python export_onnx.py --checkpoint runs/CDCN_U_P1/best.pt --out cdcn_u.onnx --int8 --crop-root oulu_images_crop \
+        --calibration-list oulu_images_crop/protocols/Protocol_1/Dev.txt --test-list .../Test.txt
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import io
 import logging
 import math
@@ -34,7 +44,10 @@ import torch
 import torch.nn as nn
 
 from DUM.inference import FaceCropper, collect_inputs, load_torch_model, normalize
-from networks.cdc import Conv2d_cd, set_cdc_fold
+from DUM.quantize import (FLOAT_LAYER_CHOICES, calibration_batches, compare, eval_dataset, float_node_names,
+                          format_comparison, name_nodes, quantize_int8)
+from networks.cdc import set_cdc_fold
+from networks.fold import count_batchnorm, fold_for_inference, fold_to_plain_convs  # noqa: F401 (fold_to_plain_convs: part of this module's API)
 from networks.registry import DEPTH_NETS
 from utils.checkpoint import CheckpointError
 from utils.io import InputError, atomic_write_bytes, read_image
@@ -75,44 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--theta", type=float, default=None, help="Conv2d_cd theta (CDCN family)")
     a.add_argument("--width", type=float, default=None, help="channel width multiplier")
     a.add_argument("--image-size", type=int, default=None, help="input side")
+    q = p.add_argument_group("int8 (static quantization with ONNX Runtime, DUM/quantize.py)")
+    q.add_argument("--int8", action="store_true", help="also write a static int8 model, calibrated on dev crops")
+    q.add_argument("--int8-out", default=None, help="int8 file (default <out>.int8.onnx)")
+    q.add_argument("--calibration-list", default=None, help="dev protocol list whose crops calibrate the int8 model")
+    q.add_argument("--test-list", default=None, help="test protocol list for the ACER change (optional)")
+    q.add_argument("--crop-root", default="oulu_images_crop", help="crop tree of the lists (dev_*_flod, test_*_flod)")
+    q.add_argument("--calibration-frames", type=int, default=256, help="dev frames the calibration sees")
+    q.add_argument("--calibration-batch", type=int, default=8, help="frames per calibration batch")
+    q.add_argument("--float-layers", nargs="*", default=["heads"], choices=FLOAT_LAYER_CHOICES,
+                   help="layers kept in float32: heads (the mu/logvar convolutions), first (the first convolution)")
+    q.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor instead of per channel")
+    q.add_argument("--reduce-range", action="store_true",
+                   help="7-bit weights: for x86 CPUs without VNNI, where uint8 x int8 products can saturate")
+    q.add_argument("--min-agreement", type=float, default=0.99,
+                   help="int8 frame decisions that must agree with the float model's (else the int8 file is not written)")
+    q.add_argument("--max-acer-change", type=float, default=0.5, help="largest allowed dev/test ACER change, in points")
     p.add_argument("--out-dir", default=None,
                    help="folder for <name>.export.json (config) and <name>.export.log (default: the folder of --out)")
     return p
-
-
-def fold_to_plain_convs(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every Conv2d_cd replaced by an nn.Conv2d holding its folded kernel."""
-    model = copy.deepcopy(model)
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if not isinstance(child, Conv2d_cd):
-                continue
-            c = child.conv
-            if abs(child.theta) >= 1e-8 and not child.foldable:
-                raise ValueError(f"{name}: Conv2d_cd {c} cannot be folded into one convolution "
-                                 f"(needs an odd square kernel with 'same' padding)")
-            plain = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.dilation,
-                              c.groups, bias=c.bias is not None)
-            with torch.no_grad():
-                plain.weight.copy_(child.folded_weight() if abs(child.theta) >= 1e-8 else c.weight)
-                if c.bias is not None:  # the original feeds the bias to the 1x1 term as well
-                    plain.bias.copy_(c.bias * (1.0 - child.theta) if abs(child.theta) >= 1e-8 else c.bias)
-            setattr(parent, name, plain)
-    return model
-
-
-def convs_used(net: nn.Module, image_size: int) -> int:
-    """Convolutions a forward pass calls (ResNet18_u's ``lastconv3`` exists in the original but is never called)."""
-    used = set()
-    hooks = [m.register_forward_hook(lambda mod, inp, out: used.add(id(mod)))
-             for m in net.modules() if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.no_grad():
-            MeanLogvar(net).eval()(torch.zeros(1, 3, image_size, image_size))
-    finally:
-        for h in hooks:
-            h.remove()
-    return len(used)
 
 
 class MeanLogvar(nn.Module):
@@ -242,7 +236,9 @@ def run(args) -> dict:
     if threshold is None:
         log.warning("%s holds no threshold: the ONNX file gets none (predict.py will need --threshold)", model.source)
     reference = model.net.eval()
-    plain = fold_to_plain_convs(reference).eval()
+    plain = fold_for_inference(reference)  # central differences and BatchNorm folded into plain convs
+    log.info("folded %d BatchNorm layers into the convolutions before them",
+             count_batchnorm(reference) - count_batchnorm(plain))
     n_convs = convs_used(plain, model.image_size)
     proto, kind, outputs = export_graph(plain, model.image_size, args.opset, args.exporter)
     ops = check_ops(proto, model.arch["model"], n_convs)
@@ -276,7 +272,61 @@ def run(args) -> dict:
         return summary
     atomic_write_bytes(args.out, data)
     log.info("wrote %s (%.1f MB)", args.out, len(data) / 2**20)
+    if args.int8:
+        summary["int8"] = export_int8(args, proto, model, threshold, source)
+        summary["check"]["ok"] = summary["check"]["ok"] and summary["int8"]["ok"]
     return summary
+
+
+def int8_path(args) -> Path:
+    out = Path(args.out)
+    return Path(args.int8_out) if args.int8_out else out.with_name(f"{out.stem}.int8{out.suffix or '.onnx'}")
+
+
+def export_int8(args, proto, model, threshold, source) -> dict:
+    """Quantize the float graph (DUM/quantize.py), compare its decisions with the float graph's on the dev
+    (and test) lists, and write it when they agree well enough; returns the comparison."""
+    import onnxruntime as ort
+
+    if not args.calibration_list:
+        raise InputError("--int8 needs --calibration-list (the dev protocol list whose crops calibrate it)")
+    out = int8_path(args)
+    name_nodes(proto)
+    keep = float_node_names(proto, args.float_layers)
+    dataset = eval_dataset(args.calibration_list, args.crop_root, "dev", model.image_size, model.map_size)
+    batches = calibration_batches(dataset, args.calibration_frames, args.calibration_batch)
+    frames = sum(len(b) for b in batches)
+    log.info("int8: calibrating on %d dev frames of %s; kept in float: %s", frames, args.calibration_list, keep or "none")
+    quant = quantize_int8(proto, batches, [n for names in keep.values() for n in names],
+                          per_channel=not args.per_tensor, reduce_range=args.reduce_range)
+    sessions = {name: ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+                for name, p in (("fp32", proto), ("int8", quant))}
+    cmp = compare(sessions, {"dev": Path(args.calibration_list), "test": args.test_list and Path(args.test_list)},
+                  args.crop_root, model.image_size, model.map_size)
+    for line in format_comparison(cmp):
+        print(line, flush=True)
+    changes = [abs(cmp[k]) for k in ("dev_ACER_change_points", "test_ACER_change_points") if k in cmp]
+    agreement = min(cmp[f"{s}_frames"]["agreement"] for s in ("dev", "test") if f"{s}_frames" in cmp)
+    cmp["ok"] = bool(agreement >= args.min_agreement and max(changes) <= args.max_acer_change)
+    cmp.update(out=str(out), float_layers=keep, calibration_frames=frames)
+    if not cmp["ok"]:
+        log.error("int8 model: decision agreement %.2f %% (need %.2f %%) or ACER change %.2f points (allowed %.2f): "
+                  "%s not written", 100 * agreement, 100 * args.min_agreement, max(changes), args.max_acer_change, out)
+        return cmp
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if args.threshold is None:  # int8 scores shift a little: its own dev threshold, chosen as DUM/test.py does
+        meta.update(threshold=repr(float(cmp["int8"]["threshold"])),
+                    threshold_source=f"{args.calibration_list} (dev threshold of the int8 model's scores)")
+    meta["quantization"] = (f"static int8 QDQ (uint8 activations, int8 weights {'per tensor' if args.per_tensor else 'per channel'}"
+                            f"{', reduced range' if args.reduce_range else ''}), MinMax calibration on {frames} frames "
+                            f"of {args.calibration_list}; float32 layers: {', '.join(args.float_layers) or 'none'}")
+    del quant.metadata_props[:]
+    for key, value in meta.items():
+        quant.metadata_props.add(key=key, value=value)
+    data = quant.SerializeToString()
+    atomic_write_bytes(out, data)
+    log.info("wrote %s (%.1f MB)", out, len(data) / 2**20)
+    return cmp
 
 
 def main(argv=None) -> dict:

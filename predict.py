@@ -33,6 +33,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from DUM.inference import (DECISION_RULE, JPEG_QUALITY, TEST_SCALE, FaceCropper, collect_inputs, decide,
                            iter_frames, load_depth_model, score_crops, torch_threads)
 from DUM.panels import SIGMA_MAX, write_panel
+from networks.fold import fold_for_inference
 from networks.registry import DEPTH_NETS
 from utils.checkpoint import CheckpointError
 from utils.io import InputError, SkipReport, atomic_write_text
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="detect faces on frames shrunk to this longer side, boxes scaled back (0 = full size; "
                         "use the value data/bbox.py ran with, e.g. 960 for 1920x1080 video)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (detector and PyTorch model)")
+    p.add_argument("--fold-bn", action=argparse.BooleanOptionalAction, default=True,
+                   help="PyTorch models: fold BatchNorm (and the central differences) into plain convolutions "
+                        "before predicting (same scores to ~1e-6, faster; networks/fold.py)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch / ONNX Runtime (0 = library default)")
     a = p.add_argument_group("network of a plain state_dict saved at other settings (default: what the checkpoint "
                              "records, else recognised from its keys, at the published settings)")
@@ -174,6 +178,8 @@ def run(args) -> dict:
 def predict_files(args, files, out_dir: Path, device) -> dict:
     model = load_depth_model(args.checkpoint, device=device, threads=args.threads, model=args.model,
                              theta=args.theta, width=args.width, image_size=args.image_size)
+    if model.kind == "torch" and args.fold_bn:
+        model.net = fold_for_inference(model.net)
     threshold, source = model.decision_threshold(args.threshold)
     log.info("model %s (%s, %s, input %d, map %d)", model.source, model.kind, model.arch, model.image_size, model.map_size)
     print(f"threshold {threshold:.6g} ({DECISION_RULE}) from {source}", flush=True)
