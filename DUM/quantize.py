@@ -197,7 +197,11 @@ def compare(sessions: dict, lists: dict, crop_root, image_size: int, map_size: i
             "frames": len(ref), "agreement": float(own.mean()) if len(own) else float("nan"),
             "agreement_at_fp32_threshold": float(same.mean()) if len(same) else float("nan"),
             "score_correlation": float(np.corrcoef(s_ref, s_q)[0, 1]) if len(ref) > 1 else float("nan"),
-            "max_abs_score_diff": float(np.abs(s_ref - s_q).max()) if len(ref) else float("nan")}
+            "max_abs_score_diff": float(np.abs(s_ref - s_q).max()) if len(ref) else float("nan"),
+            # how close the scores sit to the threshold: only frames this near can change side
+            "frames_within_max_diff_of_threshold": int((np.abs(s_ref - t_ref) <= np.abs(s_ref - s_q).max()).sum())
+            if len(ref) else 0,
+            "score_std": float(s_ref.std()) if len(ref) else float("nan")}
     for key in ("dev_ACER", "test_ACER", "test_ACER_iso"):
         if out["fp32"][key] is not None:
             out[f"{key}_change_points"] = 100.0 * (out["int8"][key] - out["fp32"][key])
@@ -212,7 +216,8 @@ def format_comparison(cmp: dict) -> list[str]:
             lines.append(f"int8 vs fp32 on {f['frames']} {split} frames: decisions agree on {100 * f['agreement']:.2f} % "
                          f"(each at its own dev threshold; {100 * f['agreement_at_fp32_threshold']:.2f} % both at "
                          f"fp32's), score correlation {f['score_correlation']:.5f}, max |score diff| "
-                         f"{f['max_abs_score_diff']:.3g}")
+                         f"{f['max_abs_score_diff']:.3g} (score spread {f['score_std']:.3g}; "
+                         f"{f['frames_within_max_diff_of_threshold']} frames that close to the threshold)")
     for key, what in (("dev_ACER", "dev ACER"), ("test_ACER", "test ACER (CDCN row)"),
                       ("test_ACER_iso", "test ACER (ISO/IEC 30107-3 row)")):
         if f"{key}_change_points" in cmp:
