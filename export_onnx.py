@@ -109,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def convs_used(net: nn.Module, image_size: int) -> int:
+    """Convolutions a forward pass calls (ResNet18_u's ``lastconv3`` exists in the original but is never called)."""
+    used = set()
+    hooks = [m.register_forward_hook(lambda mod, inp, out: used.add(id(mod)))
+             for m in net.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            MeanLogvar(net).eval()(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        for h in hooks:
+            h.remove()
+    return len(used)
+
+
 class MeanLogvar(nn.Module):
     """The export graph: the network's mu (and logvar for CDCN_u; baselines give their map as mu)."""
 
