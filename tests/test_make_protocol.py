@@ -251,6 +251,21 @@ def test_folders_subject_folders_image_folders_and_split_folders(tmp_path):
         folders.build(root)
 
 
+def test_folders_without_split_folders_split_subjects_seeded(tmp_path):
+    root = tmp_path / "flat"
+    people = [f"p{k:02d}" for k in range(10)]
+    for p in people:
+        touch(root / "real" / f"{p}_live.mp4")
+        touch(root / "fake" / "screen" / f"{p}-replay.mov")
+    (b,) = folders.build(root, protocol="mine", seed=3)
+    # 10 subjects: round(0.3 * 10) = 3 to test, round(0.2 * 10) = 2 to dev, 5 to train; both rows of a subject together
+    assert [len(subjects(b.items, s)) for s in ("train", "dev", "test")] == [5, 2, 3]
+    assert table(b.items)[("test", "screen")] == 3 and table(b.items)[("dev", "live")] == 2
+    assert_disjoint(b.items)
+    assert b.name == "mine" and subjects(folders.build(root, seed=3)[0].items, "test") == subjects(b.items, "test")
+    assert any(subjects(folders.build(root, seed=s)[0].items, "test") != subjects(b.items, "test") for s in range(4, 9))
+
+
 # ---------------------------------------------------------------------------------------------- command
 
 def test_make_protocol_writes_csv_json_index_and_links(tmp_path):
