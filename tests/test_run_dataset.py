@@ -48,7 +48,7 @@ def build_folder_dataset(root: Path, samples_dir: Path) -> Path:
 
 
 def run_demo(repo_root: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DEMO_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "DEMO_PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "WORKERS": "1"}  # tiny data: 1 process
     return subprocess.run(["bash", str(repo_root / "run_demo.sh"), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=900)
 
