@@ -157,9 +157,10 @@ def test_boxes_agree_with_the_reference_package(detector, samples_dir):
     are cut with bilinear tf.image.crop_and_resize at fractional corners (0.1.x: cv2 INTER_AREA
     on integer 1-based boxes, zero padding), P-Net boxes are regressed before NMS and not floored,
     NMS drops a box overlapping any stronger box even a suppressed one, and O-Net's threshold is
-    0.8 (0.1.x: 0.7). Those last two and the crops are why a doubtful box can survive here and not
-    there: on the seam between the two photos our cascade scores a candidate 0.68 at O-Net, which
-    the reference scores 0.24 (its R-Net already rejects it at 0.7)."""
+    0.8 (0.1.x: 0.7). That is why a doubtful box can survive here and not there: on the seam between
+    the two photos the same region leaves P-Net as [477, 149, 515, 187] here and [473.3, 148.8,
+    511.3, 186.8] there, and R-Net (threshold 0.7) scores the two crops 0.95 and 0.48; our O-Net
+    then gives it 0.68, under both O-Net thresholds, so neither cascade reports it here."""
     for name, image in _reference_images(samples_dir).items():
         faces = detector.detect(image)
         expected = REFERENCE_TF_BOXES[name]
