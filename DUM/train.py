@@ -145,7 +145,7 @@ def is_better(new: dict, best: dict | None) -> bool:
 
 def write_metrics_csv(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
-    cols = ["epoch", "lr", *LOSS_KEYS, "seconds", *DEV_COLUMNS, "best"]
+    cols = ["epoch", "lr", *LOSS_KEYS, "seconds", "images", *DEV_COLUMNS, "best"]
     writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
@@ -246,7 +246,8 @@ def _train(args, dist, out_dir: Path) -> dict:
         losses = train_one_epoch(net, loader, optimizer, scaler, device, epoch, args.gen_weight, args.kl_lambda,
                                  amp, main)
         scheduler.step()  # per epoch, after training (docs/ORIGINAL.md 3.7)
-        row = {"epoch": epoch, "lr": lr, **losses, "seconds": round(time.time() - t0, 2)}
+        row = {"epoch": epoch, "lr": lr, **losses, "seconds": round(time.time() - t0, 2),
+               "images": len(sampler) * args.batch_size}  # training images this epoch, all ranks together
         dev = None
         if epoch == args.epochs or (epoch >= args.eval_start and epoch % args.eval_every == 0):
             result = evaluate(net, dev_set, device, args.frame_batch, args.workers, dist.rank, dist.world_size, amp,
