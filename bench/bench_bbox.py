@@ -1,6 +1,6 @@
 """Frames per second of MTCNN face boxes (data/mtcnn.py) and of the whole stage (data/bbox.py).
 
-Frames are real photos (the shared samples, scikit-image's astronaut, matplotlib's Grace Hopper)
+Frames are real photos (the sample photos in tests/fixtures/samples, scikit-image's astronaut, matplotlib's Grace Hopper)
 scaled and padded into ``--size`` (640x480, a VGA frame; 1920x1080 for OULU-NPU's videos), torch
 limited to ``--threads`` (2: the project's CPU budget). Modes:
 
@@ -39,7 +39,7 @@ from utils.io import atomic_write_json
 from utils.run import setup_logging
 
 log = logging.getLogger(__name__)
-SHARED = Path(os.environ.get("FAS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "samples"  # the three photos the repo ships
 
 
 def load_photos(samples_dir: Path) -> dict[str, np.ndarray]:
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MTCNN max_side values to time (0 = full resolution; data/bbox.py --max-side)")
     p.add_argument("--seconds", type=float, default=8.0, help="time per setting")
     p.add_argument("--stage-frames", type=int, default=64, help="frames in the end-to-end stage run (0 = skip)")
-    p.add_argument("--samples-dir", default=str(SHARED / "samples"), help="folder of sample photos")
+    p.add_argument("--samples-dir", default=str(SAMPLES), help="folder of sample photos")
     p.add_argument("--out", default=None, help="also write the rows as JSON here")
     return p
 
