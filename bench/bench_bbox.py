@@ -1,6 +1,6 @@
 """Frames per second of MTCNN face boxes (data/mtcnn.py) and of the whole stage (data/bbox.py).
 
-Frames are real photos (the sample photos in tests/fixtures/samples, scikit-image's astronaut, matplotlib's Grace Hopper)
+Frames are real photos (tests/fixtures/samples, scikit-image's astronaut, matplotlib's Grace Hopper)
 scaled and padded into ``--size`` (640x480, a VGA frame; 1920x1080 for OULU-NPU's videos), torch
 limited to ``--threads`` (2: the project's CPU budget). Modes:
 
