@@ -108,9 +108,10 @@ def run(args, dist_info=None) -> dict:
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     resolve_defaults(args)
-    from generation.trainer import SetupError
+    from generation.trainer import SetupError  # deferred: torch
+    from utils.training import NonFiniteLossError
 
-    return run_training_stage(args, run, (SetupError,))
+    return run_training_stage(args, run, (SetupError, NonFiniteLossError))
 
 
 if __name__ == "__main__":

@@ -88,8 +88,10 @@ def run(args, dist_info=None) -> dict:
 
 
 def main(argv=None) -> dict:
+    from utils.training import NonFiniteLossError  # deferred: torch
+
     args = parse_args(argv)
-    return run_training_stage(args, run, (CheckpointError,))
+    return run_training_stage(args, run, (CheckpointError, NonFiniteLossError))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from DUM.metrics import dev_metrics
 from DUM.scores import ScoreRow
 from utils.checkpoint import unwrap
 from utils.dist import all_gather_object, all_reduce_mean
+from utils.training import autocast, check_finite
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,11 @@ def autocast_for(device: torch.device, enabled: bool):
 
 
 def train_one_epoch(model, loader, optimizer, scaler, device: torch.device, epoch: int, gen_weight: float = 0.1,
-                    kl_lambda: float = 0.001, amp: bool = False, is_main: bool = True) -> dict:
-    """Mean of each loss term over the epoch's batches (averaged over ranks under DDP)."""
+                    kl_lambda: float = 0.001, amp_dtype: torch.dtype | None = None, is_main: bool = True) -> dict:
+    """Mean of each loss term over the epoch's batches (averaged over ranks under DDP).
+
+    ``amp_dtype``: autocast dtype (None = float32; see utils.training.autocast_dtype). A non-finite
+    loss on any rank stops every rank at the same step (utils.training.check_finite)."""
     model.train()
     sums = torch.zeros(len(LOSS_KEYS), dtype=torch.float64, device=device)
     n = 0
@@ -59,12 +63,11 @@ def train_one_epoch(model, loader, optimizer, scaler, device: torch.device, epoc
         images = batch["image"].to(device, non_blocking=True)            # [B,3,S,S]
         target = batch["depth"].to(device, non_blocking=True)            # [B,M,M] in [0,1]
         generated = batch["generated"].to(device, non_blocking=True)     # [B] bool
-        with autocast_for(device, amp):
+        with autocast(device, amp_dtype):
             pred, mu, logvar = depth_outputs(model(images))
         losses = dum_loss(pred, mu, logvar, target, generated, gen_weight=gen_weight, kl_lambda=kl_lambda)
-        if not torch.isfinite(losses.total):
-            raise FloatingPointError(f"epoch {epoch} batch {step}: loss is {losses.total.item()} "
-                                     f"(mse {losses.mse.item()}, kl {losses.kl.item()}); lower --lr or check inputs")
+        check_finite(losses.total, epoch, step + 1,
+                     lambda: f"loss {losses.total.item()}, mse {losses.mse.item()}, kl {losses.kl.item()}")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses.total).backward()
         scaler.step(optimizer)

@@ -21,10 +21,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import csv
-import io
 import logging
 import time
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
@@ -34,22 +33,25 @@ from data.protocol_args import default_out_dir as protocol_out_dir
 from data.protocol_args import generated_list_name, protocol_arg, resolve_list
 from data.protocols import describe, filter_split, read_protocol
 from DUM.dataset import AugmentConfig, DepthEvalDataset, DepthTrainDataset
-from DUM.engine import LOSS_KEYS, dev_summary, evaluate, original_format, train_one_epoch
+from DUM.engine import LOSS_KEYS, EvalResult, dev_summary, evaluate, original_format, train_one_epoch
 from DUM.sampler import RealGeneratedBatchSampler
 from DUM.scores import write_scores
 from networks import DEPTH_NETS, build_depth_net
-from utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, unwrap
-from utils.dist import barrier, cleanup, init_distributed
+from utils.checkpoint import CheckpointError, load_checkpoint, unwrap
+from utils.dist import barrier, broadcast_buffers, cleanup, init_distributed
 from utils.io import InputError, SkipReport, atomic_write_text
 from utils.run import config_dict, git_sha, run_stage, save_config, setup_logging
 from utils.schedule import apply_iteration_budget, default_workers, set_threads
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state
+from utils.training import (MetricsCSV, NonFiniteLossError, autocast_dtype, check_same_settings, grad_scaler,
+                            resume_path, save_on_master)
 
 log = logging.getLogger("DUM.train")
 
 MODELS = DEPTH_NETS  # networks/registry.py
 DEV_COLUMNS = ("dev_acer", "dev_apcer", "dev_bpcer", "dev_threshold", "dev_eer", "dev_eer_threshold", "dev_auc",
                "dev_videos")
+METRICS_COLUMNS = ("epoch", "lr", *LOSS_KEYS, "seconds", "images", *DEV_COLUMNS, "best")
 # Settings that must not change when a run is resumed (the rest, e.g. --epochs or --workers, may).
 RESUME_FIXED = ("model", "theta", "width", "image_size", "batch_size", "ratio", "seed", "train_list", "dev_list")
 
@@ -98,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--gamma", type=float, default=0.5, help="StepLR decay")
     o.add_argument("--kl-lambda", type=float, default=0.001, help="weight of the KL term")
     o.add_argument("--gen-weight", type=float, default=0.1, help="weight of the generated part of the loss")
-    o.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    o.add_argument("--amp", action="store_true",
+                   help="float16 mixed precision for training (CUDA only); dev scores stay float32")
+    o.add_argument("--sync-bn", action="store_true",
+                   help="SyncBatchNorm under torchrun (CUDA): BatchNorm statistics over the global batch")
     e = p.add_argument_group("evaluation and run")
     e.add_argument("--eval-every", type=int, default=50, help="evaluate dev every N epochs (and at the last epoch)")
     e.add_argument("--eval-start", type=int, default=200, help="first epoch that may be evaluated (original: 200)")
@@ -143,48 +148,28 @@ def is_better(new: dict, best: dict | None) -> bool:
     return (new["dev_acer"], new["dev_eer"]) < (best["dev_acer"], best["dev_eer"])
 
 
-def write_metrics_csv(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    cols = ["epoch", "lr", *LOSS_KEYS, "seconds", "images", *DEV_COLUMNS, "best"]
-    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def read_metrics_csv(path: Path, before_epoch: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return [r for r in csv.DictReader(f) if int(r["epoch"]) < before_epoch]
-
-
 def run(args) -> dict:
     dist = init_distributed(args.device)
     out_dir = default_out_dir(args)
     setup_logging(out_dir, rank=dist.rank)
     try:
         with logging_redirect_tqdm():
-            return _train(args, dist, out_dir)
+            return train(args, dist, out_dir)
     finally:
         cleanup()
 
 
-def _train(args, dist, out_dir: Path) -> dict:
-    device, main = dist.device, dist.is_main
-    if args.amp and device.type != "cuda":
-        log.warning("--amp needs CUDA; training in float32 on %s", device)
-    amp = args.amp and device.type == "cuda"
-    train_list, dev_list = protocol_lists(args)
-    args.train_list, args.dev_list = str(train_list), str(dev_list)
-    if main:
-        save_config(args, out_dir)
-    set_deterministic(args.deterministic)
-    set_threads(args.threads)
-    seed_everything(args.seed)  # same initial weights on every rank
-    model = build_depth_net(args.model, theta=args.theta, width=args.width, image_size=args.image_size).to(device)
-    map_size = int(getattr(model, "map_size", args.image_size // 8))
+@dataclass
+class Data:
+    train_set: DepthTrainDataset
+    dev_set: DepthEvalDataset
+    sampler: RealGeneratedBatchSampler
+    loader: DataLoader
 
+
+def load_data(args, dist, out_dir: Path, map_size: int) -> Data:
+    """Training set, real/generated batch sampler (sharded by rank) and dev set of the resolved lists."""
+    train_list, dev_list = Path(args.train_list), Path(args.dev_list)
     report = SkipReport(out_dir / "skipped.csv")
     train_items = filter_split(read_protocol(train_list), "train")
     dev_items = filter_split(read_protocol(dev_list), "dev")
@@ -194,7 +179,7 @@ def _train(args, dist, out_dir: Path) -> dict:
     train_set = DepthTrainDataset(train_items, args.crop_root, "train", args.image_size, map_size, aug, args.seed,
                                   args.on_missing, report, str(train_list))
     dev_set = DepthEvalDataset(dev_items, args.crop_root, "dev", args.image_size, map_size, report, str(dev_list))
-    if main:
+    if dist.is_main:
         report.write()
     if not len(dev_set):
         raise InputError(f"no dev video could be scored ({dev_list}); see {report.path}")
@@ -204,103 +189,166 @@ def _train(args, dist, out_dir: Path) -> dict:
         log.warning("only %d generated items for %d generated slots per batch: drawn with replacement",
                     len(train_set.generated_indices), sampler.n_gen_per_batch)
     apply_iteration_budget(args, len(sampler))
-    if main and args.iterations:
+    if dist.is_main and args.iterations:
         save_config(args, out_dir)  # the resolved schedule
     log.info("batches per epoch %d: %d real + %d generated per batch (%d real, %d generated items)", len(sampler),
              sampler.n_real_per_batch, sampler.n_gen_per_batch, len(train_set.real_indices),
              len(train_set.generated_indices))
+    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=args.workers,
+                        pin_memory=dist.device.type == "cuda")
+    return Data(train_set, dev_set, sampler, loader)
 
+
+@dataclass
+class TrainState:
+    """The state a checkpoint restores: networks, optimiser, schedule, scaler and model selection."""
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    start_epoch: int = 1
+    best: dict | None = None
+    since_best: int = 0
+
+
+def build_model(args, dist) -> torch.nn.Module:
+    seed_everything(args.seed)  # same initial weights on every rank
+    model = build_depth_net(args.model, theta=args.theta, width=args.width, image_size=args.image_size)
+    return model.to(dist.device)
+
+
+def build_state(model: torch.nn.Module, args, dist, amp_dtype) -> TrainState:
+    """Optimiser, schedule (after load_data: --iterations may stretch --step-size) and scaler."""
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    scheduler = make_scheduler(optimizer, args)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    start_epoch, best, since_best, history = 1, None, 0, []
-    if args.resume:
-        path = out_dir / "last.pt" if args.resume == "last" else Path(args.resume)
-        ckpt = load_checkpoint(path, hint="--resume takes 'last' or a checkpoint written by DUM/train.py")
-        old = ckpt.get("config", {})
-        changed = [k for k in RESUME_FIXED if k in old and str(old[k]) != str(getattr(args, k))]
-        if changed:
-            raise InputError(f"{path}: cannot resume with changed settings: "
-                             + ", ".join(f"{k} {old[k]} -> {getattr(args, k)}" for k in changed))
-        unwrap(model).load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        if "rng" in ckpt and dist.world_size == 1:
-            set_rng_state(ckpt["rng"])
-        start_epoch, best, since_best = int(ckpt["epoch"]) + 1, ckpt.get("best"), int(ckpt.get("since_best", 0))
-        history = read_metrics_csv(out_dir / "metrics.csv", start_epoch)
-        log.info("resumed from %s at epoch %d", path, start_epoch)
+    return TrainState(model, optimizer, make_scheduler(optimizer, args), grad_scaler(dist.device, amp_dtype))
 
-    net = model
-    if dist.distributed:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=args.workers, pin_memory=device.type == "cuda")
-    last_eval = None
-    for epoch in range(start_epoch, args.epochs + 1):
+
+def resume(args, state: TrainState, out_dir: Path, world_size: int) -> None:
+    """Restore ``state`` from ``--resume`` (everything, so the run continues at epoch + 1)."""
+    path = resume_path(args.resume, out_dir)
+    if path is None:
+        return
+    ckpt = load_checkpoint(path, hint="--resume takes 'last' or a checkpoint written by DUM/train.py")
+    check_same_settings(path, ckpt.get("config", {}), args, RESUME_FIXED)
+    unwrap(state.model).load_state_dict(ckpt["model"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    state.scaler.load_state_dict(ckpt["scaler"])
+    if "rng" in ckpt and world_size == 1:
+        set_rng_state(ckpt["rng"])
+    state.start_epoch, state.best = int(ckpt["epoch"]) + 1, ckpt.get("best")
+    state.since_best = int(ckpt.get("since_best", 0))
+    log.info("resumed from %s at epoch %d", path, state.start_epoch)
+
+
+def wrap_ddp(model: torch.nn.Module, args, dist) -> torch.nn.Module:
+    """DDP (with SyncBatchNorm under ``--sync-bn``) for torchrun runs; the bare model otherwise."""
+    if args.sync_bn and dist.distributed:
+        if dist.device.type != "cuda":
+            raise InputError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm has no CPU implementation")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if not dist.distributed:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.device.index]
+                                                     if dist.device.type == "cuda" else None)
+
+
+def evaluate_dev(net, data: Data, args, dist, epoch: int, out_dir: Path) -> tuple[dict, EvalResult]:
+    """Score the dev list with exactly the weights rank 0 saves, in float32.
+
+    Under DDP each rank's BatchNorm running statistics drift apart during an epoch (DDP copies rank
+    0's buffers only at the start of a forward), so they are first copied from rank 0; training is
+    unchanged by this, as the next forward would copy them anyway. Scores are float32 even under
+    ``--amp``: the stored threshold is applied to float32 scores by test.py and predict.py.
+    """
+    broadcast_buffers(unwrap(net))
+    result = evaluate(net, data.dev_set, dist.device, args.frame_batch, args.workers, dist.rank, dist.world_size,
+                      False, desc=f"dev {epoch}")
+    dev = {**dev_summary(result.rows), "epoch": epoch}
+    if dist.is_main:
+        write_scores(out_dir / "dev_scores.csv", result.rows)
+        atomic_write_text(out_dir / "map_score_val.txt", original_format(result.rows))
+        if result.problems:
+            dev_report = SkipReport(out_dir / "dev_skipped.csv")
+            dev_report.extend(result.problems)
+            dev_report.write()
+    return dev, result
+
+
+def log_epoch(row: dict, dev: dict | None) -> None:
+    log.info("epoch %d lr %.3g loss %.4f (mse %.4f cdl %.4f kl %.2f | gen mse %.4f cdl %.4f kl %.2f) %.1fs%s",
+             row["epoch"], row["lr"], row["loss"], row["mse"], row["cdl"], row["kl"], row["gen_mse"], row["gen_cdl"],
+             row["gen_kl"], row["seconds"],
+             "" if dev is None else f" | dev ACER {dev['dev_acer']:.4f} EER {dev['dev_eer']:.4f} "
+             f"thr {dev['dev_threshold']:.4g}{' (best)' if row['best'] else ''}")
+
+
+def train(args, dist, out_dir: Path) -> dict:
+    """Set up, resume, then per epoch: train, step the schedule, score dev when due, save, early-stop.
+
+    Extra per-epoch columns: put them into ``row`` before ``metrics.append``; MetricsCSV adds the columns.
+    """
+    amp_dtype = autocast_dtype("fp16" if args.amp else "off", dist.device)
+    args.train_list, args.dev_list = map(str, protocol_lists(args))
+    if dist.is_main:
+        save_config(args, out_dir)
+    set_deterministic(args.deterministic)
+    set_threads(args.threads)
+    model = build_model(args, dist)
+    data = load_data(args, dist, out_dir, int(getattr(model, "map_size", args.image_size // 8)))
+    state = build_state(model, args, dist, amp_dtype)
+    resume(args, state, out_dir, dist.world_size)
+    metrics = MetricsCSV(out_dir / "metrics.csv", METRICS_COLUMNS, state.start_epoch - 1,
+                         float_format=None) if dist.is_main else None
+    net = wrap_ddp(state.model, args, dist)
+    last_eval, epoch = None, state.start_epoch - 1
+    for epoch in range(state.start_epoch, args.epochs + 1):
         seed_for_epoch(args.seed, epoch, dist.rank)
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        t0 = time.time()
-        lr = optimizer.param_groups[0]["lr"]
-        losses = train_one_epoch(net, loader, optimizer, scaler, device, epoch, args.gen_weight, args.kl_lambda,
-                                 amp, main)
-        scheduler.step()  # per epoch, after training (docs/ORIGINAL.md 3.7)
+        data.sampler.set_epoch(epoch)
+        data.train_set.set_epoch(epoch)
+        t0, lr = time.time(), state.optimizer.param_groups[0]["lr"]
+        losses = train_one_epoch(net, data.loader, state.optimizer, state.scaler, dist.device, epoch, args.gen_weight,
+                                 args.kl_lambda, amp_dtype, dist.is_main)
+        state.scheduler.step()  # per epoch, after training (docs/ORIGINAL.md 3.7)
         row = {"epoch": epoch, "lr": lr, **losses, "seconds": round(time.time() - t0, 2),
-               "images": len(sampler) * args.batch_size}  # training images this epoch, all ranks together
+               "images": len(data.sampler) * args.batch_size}  # training images this epoch, all ranks together
         dev = None
         if epoch == args.epochs or (epoch >= args.eval_start and epoch % args.eval_every == 0):
-            result = evaluate(net, dev_set, device, args.frame_batch, args.workers, dist.rank, dist.world_size, amp,
-                              desc=f"dev {epoch}")
-            dev = {**dev_summary(result.rows), "epoch": epoch}
-            row.update({k: dev[k] for k in DEV_COLUMNS})
+            dev, _ = evaluate_dev(net, data, args, dist, epoch, out_dir)
+            improved = is_better(dev, state.best)
+            state.best, state.since_best = (dev, 0) if improved else (state.best, state.since_best + 1)
+            row.update({**{k: dev[k] for k in DEV_COLUMNS}, "best": int(improved)})
             last_eval = dev
-            improved = is_better(dev, best)
-            best, since_best = (dev, 0) if improved else (best, since_best + 1)
-            row["best"] = int(improved)
-            if main:
-                write_scores(out_dir / "dev_scores.csv", result.rows)
-                atomic_write_text(out_dir / "map_score_val.txt", original_format(result.rows))
-                if result.problems:
-                    dev_report = SkipReport(out_dir / "dev_skipped.csv")
-                    dev_report.extend(result.problems)
-                    dev_report.write()
-        log.info("epoch %d lr %.3g loss %.4f (mse %.4f cdl %.4f kl %.2f | gen mse %.4f cdl %.4f kl %.2f) %.1fs%s",
-                 epoch, lr, losses["loss"], losses["mse"], losses["cdl"], losses["kl"], losses["gen_mse"],
-                 losses["gen_cdl"], losses["gen_kl"], row["seconds"],
-                 "" if dev is None else f" | dev ACER {dev['dev_acer']:.4f} EER {dev['dev_eer']:.4f} "
-                 f"thr {dev['dev_threshold']:.4g}{' (best)' if row['best'] else ''}")
-        history.append(row)
-        if main:
-            state = checkpoint_state(model, optimizer, scheduler, scaler, epoch, args, best, since_best, dev)
-            save_checkpoint(state, out_dir / "last.pt")
-            if dev is not None and row["best"]:
-                save_checkpoint(state, out_dir / "best.pt")
-            write_metrics_csv(out_dir / "metrics.csv", history)
+        log_epoch(row, dev)
+        save_on_master(lambda: checkpoint_state(state, epoch, args, dev), out_dir / "last.pt",
+                       *([out_dir / "best.pt"] if row.get("best") else []))
+        if metrics is not None:
+            metrics.append(row)
         barrier()
-        if dev is not None and args.patience and since_best >= args.patience:
+        if dev is not None and args.patience and state.since_best >= args.patience:
             log.info("early stop at epoch %d: %d dev evaluations without improvement (best epoch %d)", epoch,
-                     since_best, best["epoch"])
+                     state.since_best, state.best["epoch"])
             break
-    if best is not None:
-        log.info("best epoch %d: dev ACER %.4f EER %.4f threshold %.6g", best["epoch"], best["dev_acer"],
-                 best["dev_eer"], best["dev_threshold"])
-    return {"out_dir": str(out_dir), "best": best, "last_eval": last_eval, "epochs_run": len(history)}
+    if state.best is not None:
+        log.info("best epoch %d: dev ACER %.4f EER %.4f threshold %.6g", state.best["epoch"], state.best["dev_acer"],
+                 state.best["dev_eer"], state.best["dev_threshold"])
+    return {"out_dir": str(out_dir), "best": state.best, "last_eval": last_eval, "epochs_run": epoch}
 
 
-def checkpoint_state(model, optimizer, scheduler, scaler, epoch, args, best, since_best, dev) -> dict:
+def checkpoint_state(state: TrainState, epoch: int, args, dev: dict | None) -> dict:
     """Everything a resume, test.py and prediction need; plain containers only (weights_only loads)."""
-    state = {
-        "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(), "epoch": epoch, "rng": rng_state(), "config": config_dict(args),
-        "git_sha": git_sha(), "arch": args.model, "network": getattr(unwrap(model), "arch", None), "best": best, "since_best": since_best,
+    ckpt = {
+        "model": unwrap(state.model).state_dict(), "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(), "scaler": state.scaler.state_dict(), "epoch": epoch,
+        "rng": rng_state(), "config": config_dict(args), "git_sha": git_sha(), "arch": args.model,
+        "network": getattr(unwrap(state.model), "arch", None), "best": state.best, "since_best": state.since_best,
         "threshold": None, "threshold_eer": None, "threshold_source": None, "threshold_info": None,
         "dev_metrics": dev,
     }
     if dev is not None:  # thresholds belong to the weights they were measured with
-        state.update(threshold=dev["dev_threshold"], threshold_eer=dev["dev_eer_threshold"],
-                     threshold_source=str(args.dev_list), threshold_info=threshold_info(dev, epoch))
-    return state
+        ckpt.update(threshold=dev["dev_threshold"], threshold_eer=dev["dev_eer_threshold"],
+                    threshold_source=str(args.dev_list), threshold_info=threshold_info(dev, epoch))
+    return ckpt
 
 
 def threshold_info(dev: dict, epoch: int) -> dict:
@@ -311,7 +359,7 @@ def threshold_info(dev: dict, epoch: int) -> dict:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    return run_stage(run, args, errors=(CheckpointError,))
+    return run_stage(run, args, errors=(CheckpointError, NonFiniteLossError))
 
 
 if __name__ == "__main__":

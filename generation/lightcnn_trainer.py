@@ -30,6 +30,7 @@ from utils.dist import DistInfo, all_reduce_mean, barrier
 from utils.io import InputError, atomic_write_json
 from utils.run import config_dict, git_sha
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state, torch_generator
+from utils.training import check_finite
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +176,7 @@ def train_lightcnn(args, dist_info: DistInfo) -> dict:
                 with ctx:
                     logits = model(images)  # [b, classes]
                 loss = F.cross_entropy(logits.float(), labels)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"LightCNN loss is not finite at epoch {epoch}, iteration {it}")
+                check_finite(loss, epoch, it)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)

@@ -39,6 +39,7 @@ from utils.dist import DistInfo, all_gather_object, all_reduce_mean, barrier
 from utils.io import SkipReport, atomic_imwrite, atomic_write_json, atomic_write_text
 from utils.run import config_dict, git_sha, save_config
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state, torch_generator
+from utils.training import check_finite
 
 log = logging.getLogger(__name__)
 
@@ -340,11 +341,7 @@ class GeneratorTrainer:
         result = self._losses(spoof, live, types, epoch)
         losses = result["losses"]
         total = losses["total"]
-        if not torch.isfinite(total):
-            raise FloatingPointError(
-                f"generator loss is not finite at epoch {epoch}, iteration {it}: "
-                f"{ {k: float(v) for k, v in losses.items()} }; resume from {self.out_dir / 'last.pt'} "
-                f"with a lower --lr or --amp off")
+        check_finite(total, epoch, it, lambda: " ".join(f"{k}={float(v):.4g}" for k, v in losses.items()))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)

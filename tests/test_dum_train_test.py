@@ -252,7 +252,18 @@ def test_torchrun_two_process_smoke(tree, tmp_path, repo_root):
     assert (out / "log_rank1.txt").is_file()
     rows = _read_csv(out / "metrics.csv")
     assert len(rows) == 1 and math.isfinite(float(rows[0]["dev_acer"]))
-    assert len(_read_csv(out / "dev_scores.csv")) == len(read_protocol(tree["crop_root"] / "protocols/Protocol_1/Dev.txt"))
+    dev_rows = _read_csv(out / "dev_scores.csv")
+    assert len(dev_rows) == len(read_protocol(tree["crop_root"] / "protocols/Protocol_1/Dev.txt"))
+    # Dev was scored with exactly the saved weights: each rank's BatchNorm statistics drift apart
+    # during the epoch, and rank 1's half of the videos used to be scored with its own.
+    test_out = tmp_path / "test"
+    dum_test.main(["--checkpoint", str(out / "best.pt"), "--crop-root", str(tree["crop_root"]), "--protocol", "1",
+                   "--out-dir", str(test_out), "--device", "cpu", "--workers", "0", "--frame-batch", "4",
+                   "--no-plots"])
+    single = {r["video_id"]: float(r["score"]) for r in _read_csv(test_out / "scores_dev.csv")}
+    assert {r["video_id"] for r in dev_rows} == set(single)
+    for r in dev_rows:
+        assert float(r["score"]) == pytest.approx(single[r["video_id"]], rel=1e-6, abs=1e-12), r["video_id"]
 
 
 def test_every_frame_with_a_crop_is_scored_and_chunking_changes_nothing(tree, tmp_path):
@@ -395,3 +406,14 @@ def test_shell_scripts_pass_flags_through(trained, tree, tmp_path, repo_root):
     assert Path(config["checkpoint"]) == trained["out"] / "best.pt" and config["protocol"] == 1
     assert Path(config["crop_root"]) == tree["crop_root"] and config["no_plots"] is True
     assert (tmp_path / "sh_test" / "scores_test.csv").is_file() and not (tmp_path / "sh_test" / "roc.png").exists()
+
+
+def test_sync_bn_converts_under_ddp_and_refuses_cpu():
+    from utils.dist import DistInfo
+    from utils.io import InputError
+
+    args = dum_train.build_parser().parse_args(["--sync-bn"])
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    assert dum_train.wrap_ddp(net, args, DistInfo()) is net  # one process: plain BatchNorm, nothing to sync
+    with pytest.raises(InputError, match="--sync-bn needs CUDA"):
+        dum_train.wrap_ddp(net, args, DistInfo(rank=0, world_size=2))
