@@ -74,3 +74,34 @@ def test_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     messages = [(tmp_path / f"rank{r}.txt").read_text() for r in range(2)]
     assert messages[0] == messages[1], messages
     assert "epoch 3, step 2 on process(es) 1 (process 1: loss nan" in messages[0]
+
+
+def test_cleanup_frees_ddp_wrappers_before_destroying_the_group(tmp_path):
+    """DDP sits in a reference cycle; left to the garbage collector it outlived the process group and
+    gloo aborted at exit. cleanup() must free it first (checked with automatic collection off)."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+
+    from tests.ddp_workers import free_port
+    from utils.dist import cleanup
+
+    def train_briefly():
+        ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 2))
+        ddp(torch.randn(4, 3)).sum().backward()
+        return weakref.ref(ddp)
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        ref = train_briefly()
+        assert ref() is not None  # the cycle keeps it: this is what the fix has to handle
+        cleanup()
+        assert ref() is None and not dist.is_initialized()
+    finally:
+        if enabled:
+            gc.enable()
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -4,6 +4,7 @@ nccl on GPU, gloo on CPU. Only rank 0 writes, logs and shows progress.
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -109,7 +110,16 @@ def all_reduce_sum_autograd(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def cleanup() -> None:
+    """Tear the process group down, after freeing what still uses it.
+
+    A DistributedDataParallel wrapper sits in a reference cycle, so dropping the last reference does
+    not free it: only the garbage collector does, at some later time or at interpreter exit. Its
+    reducer then tore down gloo after ``destroy_process_group`` and the process could die with
+    "terminate called without an active exception" (SIGABRT), which torchrun reports as a failed run.
+    Collecting first frees every unreachable wrapper while the group is still alive.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -5,6 +5,7 @@ import argparse
 import logging
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TypeVar
 
@@ -120,4 +121,7 @@ def run_stage(run_fn, args, log_dir=None, errors: tuple = (), log_file: str = "l
         return run_fn(args)
     except (InputError, *errors) as exc:
         logging.getLogger(getattr(run_fn, "__module__", None) or "main").error("%s", exc)
+        # The exception stays reachable from SystemExit's context: drop the locals of the frames it
+        # went through, so what they held (a DDP wrapper) can be freed before the process group is.
+        traceback.clear_frames(exc.__traceback__)
         raise SystemExit(2) from None
