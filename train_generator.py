@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-resume", action="store_true", help="start over even if <out-dir>/last.pt exists")
     g.add_argument("--seed", type=int, default=0, help="seed of weights, partner draws, shuffling and noise")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
-                   help="mixed precision on CUDA (auto = bf16 where supported); ignored on CPU")
+    g.add_argument("--amp", choices=("off", "bf16", "fp16", "auto"), default="off",
+                   help="mixed precision on CUDA: off = float32 as the paper trained; bf16/fp16 autocast "
+                        "(auto = bf16 where supported); see bench/bench_generator_precision.py. Ignored on CPU")
     g.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on GPU)")
     g.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs even if installed")
     return p

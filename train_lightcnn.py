@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no-resume", action="store_true", help="start over even if <out-dir>/last.pt exists")
     a("--seed", type=int, default=0, help="seed of weights, shuffling and crops")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    a("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto", help="mixed precision on CUDA (ignored on CPU)")
+    a("--amp", choices=("off", "bf16", "fp16", "auto"), default="off",
+      help="mixed precision on CUDA: off = float32; bf16/fp16 autocast (auto = bf16 where supported); ignored on CPU")
     a("--deterministic", action="store_true", help="deterministic kernels")
     return p
 

@@ -10,7 +10,6 @@ weight decay 1e-4 with the learning rate multiplied by 0.457305051927326 every 1
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import itertools
 import logging
@@ -30,7 +29,7 @@ from utils.dist import DistInfo, all_reduce_mean, barrier
 from utils.io import InputError, atomic_write_json
 from utils.run import config_dict, git_sha
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state, torch_generator
-from utils.training import check_finite
+from utils.training import autocast, autocast_dtype, check_finite, grad_scaler
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +77,6 @@ class _Logits(nn.Module):
         return self.net.forward_logits(x)[0]
 
 
-def _amp_dtype(amp: str, device: torch.device):
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
 @torch.no_grad()
 def evaluate(net, loader, device) -> float:
     net.eval()
@@ -105,7 +96,7 @@ def train_lightcnn(args, dist_info: DistInfo) -> dict:
     out_dir = Path(args.out_dir)
     export = Path(args.export) if args.export else out_dir / "LightCNN_29Layers_V2_checkpoint.pth.tar"
     set_deterministic(args.deterministic)
-    amp_dtype = _amp_dtype(args.amp, device)
+    amp_dtype = autocast_dtype(args.amp, device)
     train_set = image_folder(args.data_root, train=True)
     classes = list(train_set.classes)
     if len(classes) < 2:
@@ -125,7 +116,7 @@ def train_lightcnn(args, dist_info: DistInfo) -> dict:
     else:
         optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    scaler = grad_scaler(device, amp_dtype)
 
     start_epoch = 1
     ckpt_path = None if args.no_resume else (out_dir / "last.pt" if args.resume == "auto" else Path(args.resume))
@@ -172,8 +163,7 @@ def train_lightcnn(args, dist_info: DistInfo) -> dict:
                        disable=not is_main, dynamic_ncols=True)
             for it, (images, labels) in enumerate(bar, 1):
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                ctx = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-                with ctx:
+                with autocast(device, amp_dtype):
                     logits = model(images)  # [b, classes]
                 loss = F.cross_entropy(logits.float(), labels)
                 check_finite(loss, epoch, it)

@@ -14,7 +14,6 @@ reconstructions. Changed on purpose (docs/ORIGINAL.md 7, 8):
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -39,7 +38,7 @@ from utils.dist import DistInfo, all_gather_object, all_reduce_mean, barrier
 from utils.io import SkipReport, atomic_imwrite, atomic_write_json, atomic_write_text
 from utils.run import config_dict, git_sha, save_config
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state, torch_generator
-from utils.training import check_finite
+from utils.training import autocast, autocast_dtype, check_finite, grad_scaler
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +188,6 @@ def save_grid(images: torch.Tensor, path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-def _amp_dtype(amp: str, device: torch.device):
-    if device.type != "cuda":
-        if amp in ("bf16", "fp16"):
-            log.warning("--amp %s needs CUDA; running in float32 on %s", amp, device)
-        return None
-    if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
 def _checkpoint_path(args, out_dir: Path) -> Path | None:
     if args.no_resume:
         return None
@@ -226,7 +215,7 @@ class GeneratorTrainer:
         set_deterministic(args.deterministic)
         if self.device.type == "cuda" and not args.deterministic:
             torch.backends.cudnn.benchmark = True
-        self.amp_dtype = _amp_dtype(args.amp, self.device)
+        self.amp_dtype = autocast_dtype(args.amp, self.device)
         self.weights = LossWeights(mmd=args.lambda_mmd, ip=args.lambda_ip, pair=args.lambda_pair,
                                    type=args.lambda_type, ort=args.lambda_ort, warmup_epochs=args.warmup_epochs,
                                    warmup_factor=args.warmup_factor)
@@ -258,7 +247,7 @@ class GeneratorTrainer:
             p.requires_grad_(self.train_classifier)
         self.optimizer = torch.optim.Adam(trainable_parameters(self.vae, self.train_classifier), lr=args.lr,
                                           betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.scaler = grad_scaler(self.device, self.amp_dtype)
         self.start_epoch, self.last_losses = 1, {}
         self._resume()
 
@@ -316,9 +305,7 @@ class GeneratorTrainer:
     def _losses(self, spoof, live, types, epoch: int) -> dict:
         from networks.light_cnn import identity_features
 
-        autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None
-                    else contextlib.nullcontext())
-        with autocast:
+        with autocast(self.device, self.amp_dtype):
             out = self.model(spoof, live)
             feats = {}
             if self.identity_net is not None:
