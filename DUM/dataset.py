@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data.frames import depth_name, list_frames, split_dirs
+from data.frames import depth_name, frame_index, list_frames, split_dirs
 from DUM.denominator import FALLBACK_NOTE
 from utils.io import InputError, SkipReport, read_image
 
@@ -149,6 +149,22 @@ def _has_depth(path: Path) -> bool:
         return False
 
 
+FRAME_DRAWS = ("original", "all")
+
+
+def drawable_frames(frames: list[str], generated: bool, rule: str = "original") -> list[str]:
+    """The frames (sorted by number) a training item may draw from.
+
+    ``original``: the original drew id U{1..n-1} for a real video with n crops numbered 1..n, so never
+    its last frame; here a real video likewise never draws its highest-numbered frame (unless it has
+    only one), and a generated folder draws ids 1..99 as the original did. ``all``: every frame."""
+    if rule == "all":
+        return frames
+    if generated:
+        return [f for f in frames if 1 <= frame_index(f) <= 99] or frames
+    return frames[:-1] if len(frames) > 1 else frames
+
+
 class DepthTrainDataset(Dataset):
     """Training items (protocol lines) of the crop tree; real and generated videos alike.
 
@@ -157,9 +173,13 @@ class DepthTrainDataset(Dataset):
 
     def __init__(self, items: Sequence, crop_root, split: str = "train", image_size: int = 256,
                  map_size: int = 32, augment_cfg: AugmentConfig | None = AugmentConfig(), seed: int = 0,
-                 on_missing: str = "skip", report: SkipReport | None = None, source: str = ""):
+                 on_missing: str = "skip", report: SkipReport | None = None, source: str = "",
+                 frame_draw: str = "original"):
         if on_missing not in ("skip", "error"):
             raise ValueError(f"on_missing must be 'skip' or 'error', got {on_missing!r}")
+        if frame_draw not in FRAME_DRAWS:
+            raise ValueError(f"frame_draw must be one of {FRAME_DRAWS}, got {frame_draw!r}")
+        self.frame_draw = frame_draw
         self.dirs = split_dirs(crop_root, split)
         self.image_size, self.map_size, self.seed = int(image_size), int(map_size), int(seed)
         self.augment_cfg = augment_cfg
@@ -191,7 +211,7 @@ class DepthTrainDataset(Dataset):
 
     def _usable_frames(self, item) -> tuple[list[str], list[tuple[str, str]]]:
         img_dir = self.dirs["img"] / item.video_id
-        frames = list_frames(img_dir)
+        frames = drawable_frames(list_frames(img_dir), bool(item.generated), self.frame_draw)
         if item.label != 1:  # attacks train on zeros: no depth map needed
             return frames, []
         depth_dir = self.dirs["depth"] / item.video_id

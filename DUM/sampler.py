@@ -4,13 +4,16 @@ Per global batch: ``int(batch_size * ratio)`` real items (48 of 64) then the gen
 
 * Real items: pairs of adjacent list lines (2j, 2j+1), as the original (a DVG leftover that keeps
   e.g. the live and print video of one session together). The pair order is a fresh permutation
-  every epoch; the permuted sequence is cut into batches, so **every real item is used once per
-  epoch**. When the real count is not a multiple of the per-batch real count, the last batch is
-  filled from the start of the same permutation (the original's ``mod`` indexing did the same).
+  every epoch; the permuted sequence is cut into batches (repeated from its start when the epoch
+  needs more real items than there are, as the original's ``mod`` indexing did).
 * Generated items: drawn anew for every batch, distinct within a batch, so they repeat across
   batches (the original's ``random.sample`` per batch).
-* Batches per epoch: ``ceil(n_real / real_per_batch)`` (the original's ``max(n_real, n_gen) // 48``
-  equals this on its lists, 1200 real -> 25; we never let the generated count add epochs of reals).
+* Batches per epoch (``epoch_rule``): ``original`` (default) is the original's
+  ``max(n_real, n_gen) // real_per_batch`` (1200 real, 700 generated -> 25): when the generated
+  items outnumber the real ones an epoch is longer and real items repeat within it, and when the
+  real count is not a multiple of 48 the leftover reals wait for the next epoch's permutation.
+  ``real`` is ``ceil(n_real / real_per_batch)``: every real item exactly once per epoch, whatever the
+  generated count. The two agree on the original's Protocol 1 list; at least one batch either way.
 
 Under DDP every rank computes the same global batches from ``(seed, epoch)`` and keeps its own
 slice: real positions ``rank::world`` and generated positions ``rank::world`` of each global batch.
@@ -30,9 +33,16 @@ import numpy as np
 from torch.utils.data import Sampler
 
 
+EPOCH_RULES = ("original", "real")
+
+
 class RealGeneratedBatchSampler(Sampler):
     def __init__(self, real_indices: Sequence[int], generated_indices: Sequence[int], batch_size: int = 64,
-                 ratio: float = 0.75, seed: int = 0, rank: int = 0, world_size: int = 1):
+                 ratio: float = 0.75, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 epoch_rule: str = "original"):
+        if epoch_rule not in EPOCH_RULES:
+            raise ValueError(f"epoch_rule must be one of {EPOCH_RULES}, got {epoch_rule!r}")
+        self.epoch_rule = epoch_rule
         self.real = [int(i) for i in real_indices]
         self.generated = [int(i) for i in generated_indices]
         if not self.real:
@@ -56,7 +66,9 @@ class RealGeneratedBatchSampler(Sampler):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.real) / self.n_real_per_batch)
+        if self.epoch_rule == "real":
+            return math.ceil(len(self.real) / self.n_real_per_batch)
+        return max(1, max(len(self.real), len(self.generated)) // self.n_real_per_batch)
 
     def global_batches(self, epoch: int | None = None) -> list[tuple[list[int], list[int]]]:
         """``[(real indices, generated indices), ...]`` of one epoch, before sharding."""

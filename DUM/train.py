@@ -32,9 +32,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from data.protocol_args import default_out_dir as protocol_out_dir
 from data.protocol_args import generated_list_name, protocol_arg, resolve_list
 from data.protocols import describe, filter_split, read_protocol
-from DUM.dataset import AugmentConfig, DepthEvalDataset, DepthTrainDataset
+from DUM.dataset import FRAME_DRAWS, AugmentConfig, DepthEvalDataset, DepthTrainDataset
 from DUM.engine import LOSS_KEYS, EvalResult, dev_summary, evaluate, original_format, train_one_epoch
-from DUM.sampler import RealGeneratedBatchSampler
+from DUM.sampler import EPOCH_RULES, RealGeneratedBatchSampler
 from DUM.scores import write_scores
 from networks import DEPTH_NETS, build_depth_net
 from utils.checkpoint import CheckpointError, load_checkpoint, unwrap
@@ -53,7 +53,8 @@ DEV_COLUMNS = ("dev_acer", "dev_apcer", "dev_bpcer", "dev_threshold", "dev_eer",
                "dev_videos")
 METRICS_COLUMNS = ("epoch", "lr", *LOSS_KEYS, "seconds", "images", *DEV_COLUMNS, "best")
 # Settings that must not change when a run is resumed (the rest, e.g. --epochs or --workers, may).
-RESUME_FIXED = ("model", "theta", "width", "image_size", "batch_size", "ratio", "seed", "train_list", "dev_list")
+RESUME_FIXED = ("model", "theta", "width", "image_size", "batch_size", "ratio", "seed", "train_list", "dev_list",
+                "epoch_batches", "frame_draw")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RandomErasing fill: mean (fixed) or black (the original's uint8 truncation)")
     g.add_argument("--cutout-length", type=int, default=50, help="Cutout max side at 256 px (scaled with --image-size)")
     g.add_argument("--no-augment", action="store_true", help="train on plain crops (no augmentation)")
+    g.add_argument("--frame-draw", default="original", choices=FRAME_DRAWS,
+                   help="frames a real video draws from: original = numbers 1..n-1 of its n crops (frame n never "
+                        "used, as the original); all = every crop")
     g.add_argument("--workers", type=int, default=default_workers(),
                    help="DataLoader workers per process (default min(4, CPU count - 1))")
     m = p.add_argument_group("model")
@@ -94,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "--step-size are stretched together so the run lasts about this many iterations")
     o.add_argument("--batch-size", type=int, default=64, help="global batch (all processes together)")
     o.add_argument("--ratio", type=float, default=0.75, help="real fraction of each batch (48 of 64)")
+    o.add_argument("--epoch-batches", default="original", choices=EPOCH_RULES,
+                   help="batches per epoch: original = max(real, generated) // real per batch (the original's "
+                        "rule); real = ceil(real / real per batch), every real item once per epoch")
     o.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     o.add_argument("--weight-decay", type=float, default=5e-5, help="Adam weight decay")
     o.add_argument("--step-size", type=int, default=500, help="StepLR step in epochs (stepped after each epoch)")
@@ -177,14 +184,14 @@ def load_data(args, dist, out_dir: Path, map_size: int) -> Data:
     log.info("dev %s: %s", dev_list, describe(dev_items))
     aug = None if args.no_augment else AugmentConfig(erase_fill=args.erase_fill, cutout_length=args.cutout_length)
     train_set = DepthTrainDataset(train_items, args.crop_root, "train", args.image_size, map_size, aug, args.seed,
-                                  args.on_missing, report, str(train_list))
+                                  args.on_missing, report, str(train_list), frame_draw=args.frame_draw)
     dev_set = DepthEvalDataset(dev_items, args.crop_root, "dev", args.image_size, map_size, report, str(dev_list))
     if dist.is_main:
         report.write()
     if not len(dev_set):
         raise InputError(f"no dev video could be scored ({dev_list}); see {report.path}")
     sampler = RealGeneratedBatchSampler(train_set.real_indices, train_set.generated_indices, args.batch_size,
-                                        args.ratio, args.seed, dist.rank, dist.world_size)
+                                        args.ratio, args.seed, dist.rank, dist.world_size, args.epoch_batches)
     if 0 < len(train_set.generated_indices) < sampler.n_gen_per_batch:
         log.warning("only %d generated items for %d generated slots per batch: drawn with replacement",
                     len(train_set.generated_indices), sampler.n_gen_per_batch)

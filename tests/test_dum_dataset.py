@@ -108,7 +108,8 @@ def test_frame_choice_is_seeded_and_uses_the_listing(tree):
     for draw in range(40):
         rng = np.random.default_rng([0, 1, draw, 0])
         chosen.add(ds.frames[0][int(rng.integers(len(ds.frames[0])))])
-    assert chosen == set(list_frames(split_dirs(tree["crop_root"], "train")["img"] / ds.items[0].video_id))
+    listed = list_frames(split_dirs(tree["crop_root"], "train")["img"] / ds.items[0].video_id)
+    assert chosen == set(listed[:-1])  # the original never drew a video's last frame (--frame-draw all does)
 
 
 def test_missing_live_depth_is_reported_or_refused(tree, tmp_path):
@@ -124,7 +125,7 @@ def test_missing_live_depth_is_reported_or_refused(tree, tmp_path):
     report = SkipReport(tmp_path / "skipped.csv")
     ds = DepthTrainDataset(items, crop, "train", 64, 8, None, on_missing="skip", report=report)
     idx = [it.video_id for it in ds.items].index(live)
-    assert ds.frames[idx] == frames[1:]                       # never trained on as a zero map
+    assert ds.frames[idx] == frames[1:-1]                     # never trained on as a zero map (last: never drawn)
     assert "1_1_02_1" not in [it.video_id for it in ds.items]
     reasons = dict(report.rows)
     assert any(depth_name(frames[0]) in k for k in reasons)
@@ -147,7 +148,7 @@ def test_all_black_live_depth_is_missing_not_an_attack(tree, tmp_path):
     report = SkipReport(tmp_path / "skipped.csv")
     ds = DepthTrainDataset(_train_items(tree), crop, "train", 64, 8, None, on_missing="skip", report=report)
     idx = [it.video_id for it in ds.items].index(live)
-    assert ds.frames[idx] == frames[1:]
+    assert ds.frames[idx] == frames[1:-1]  # the last frame is never drawn (--frame-draw original)
     assert any(str(black) == k and "all black" in r for k, r in report.rows)
     for draw in range(30):  # every draw of the video has a live (non-zero) target
         assert ds[(idx, draw)]["depth"].max() > 0
@@ -156,7 +157,8 @@ def test_all_black_live_depth_is_missing_not_an_attack(tree, tmp_path):
     gen_frames = list_frames(dirs["img"] / gen.video_id)
     cv2.imwrite(str(dirs["depth"] / gen.video_id / depth_name(gen_frames[0])), np.zeros((8, 8), np.uint8))
     ds = DepthTrainDataset(_train_items(tree), crop, "train", 64, 8, None, on_missing="skip")
-    assert ds.frames[[it.video_id for it in ds.items].index(gen.video_id)] == gen_frames
+    assert ds.frames[[it.video_id for it in ds.items].index(gen.video_id)] == [f for f in gen_frames if
+                                                                              int(f.split("_")[0]) <= 99]
 
 
 def test_eval_dataset_scores_every_frame_with_a_crop(tree, tmp_path):
@@ -215,3 +217,22 @@ def test_flip_moves_image_and_depth_map_together(tmp_path, flip_prob):
         assert image_left == depth_left, f"draw {draw}: image and depth map disagree on the bright side"
         flipped.append(not image_left)
     assert {0.0: not any(flipped), 1.0: all(flipped), 0.5: 0 < sum(flipped) < 16}[flip_prob]
+
+
+def test_frame_draw_original_never_uses_a_real_videos_last_frame(tree):
+    from DUM.dataset import drawable_frames
+
+    names = [frame_name("1_1_01_1", n) for n in (1, 2, 3)]
+    assert drawable_frames(names, generated=False) == names[:2]          # 1..n-1 of n = 3 crops
+    assert drawable_frames(names, generated=False, rule="all") == names
+    gen = [f"{n}_scene.jpg" for n in range(1, 101)]
+    assert drawable_frames(gen, generated=True) == gen[:99]              # 1..99 of a generated folder
+    assert drawable_frames([frame_name("v", 7)], generated=False) == [frame_name("v", 7)]  # one frame: kept
+    original = DepthTrainDataset(_train_items(tree), tree["crop_root"], "train", 64, 8, augment_cfg=None)
+    every = DepthTrainDataset(_train_items(tree), tree["crop_root"], "train", 64, 8, augment_cfg=None,
+                              frame_draw="all")
+    dirs = split_dirs(tree["crop_root"], "train")
+    for index in original.real_indices:
+        listed = list_frames(dirs["img"] / original.items[index].video_id)
+        if len(listed) > 1:
+            assert listed[-1] not in original.frames[index] and listed[-1] in every.frames[index]

@@ -78,15 +78,36 @@ def test_ddp_shards_are_disjoint_and_rebuild_the_global_batch():
 
 
 def test_uneven_real_count_wraps_and_real_only_mode():
-    s = RealGeneratedBatchSampler(range(10), range(10, 14), batch_size=8, ratio=0.75)
+    s = RealGeneratedBatchSampler(range(10), range(10, 14), batch_size=8, ratio=0.75, epoch_rule="real")
     batches = list(s)
     assert len(batches) == 2
     real = Counter(i for b in batches for i, _ in b if i < 10)
     assert set(real) == set(range(10)) and sum(real.values()) == 12   # 2 filled from the start again
-    only = RealGeneratedBatchSampler(range(10), [], batch_size=4)
+    only = RealGeneratedBatchSampler(range(10), [], batch_size=4, epoch_rule="real")
     assert only.n_real_per_batch == 4 and only.n_gen_per_batch == 0
     seen = Counter(i for b in only for i, _ in b)
     assert len(only) == 3 and set(seen) == set(range(10)) and sum(seen.values()) == 12
+
+
+@pytest.mark.parametrize("n_real, n_gen, original, real", [
+    (10, 4, 1, 2),     # reals not a multiple of 6: the original drops the leftover, ours wraps
+    (12, 30, 5, 2),    # more generated than real: the original's epoch is longer, reals repeat
+    (24, 10, 4, 4),    # the two rules agree (as on the original's Protocol 1 list, 1200 / 700)
+    (3, 2, 1, 1),      # fewer reals than one batch: one batch either way
+])
+def test_batches_per_epoch_rules(n_real, n_gen, original, real):
+    real_ids, gen_ids = range(n_real), range(n_real, n_real + n_gen)
+    default = RealGeneratedBatchSampler(real_ids, gen_ids, batch_size=8, ratio=0.75)
+    assert default.epoch_rule == "original" and original == max(1, max(n_real, n_gen) // 6)
+    assert len(default) == original == len(list(default))
+    ours = RealGeneratedBatchSampler(real_ids, gen_ids, batch_size=8, ratio=0.75, epoch_rule="real")
+    assert len(ours) == real == len(list(ours))
+    used = Counter(i for b in default for i, _ in b if i < n_real)
+    assert sum(used.values()) == 6 * original
+    if 6 * original >= n_real:
+        assert set(used) == set(real_ids)        # every real item at least once
+    else:
+        assert len(used) == 6 * original         # distinct: the leftover reals wait for another epoch
 
 
 def test_bad_settings_are_refused():
