@@ -90,6 +90,7 @@ def test_cleanup_frees_ddp_wrappers_before_destroying_the_group(tmp_path):
     def train_briefly():
         ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 2))
         ddp(torch.randn(4, 3)).sum().backward()
+        ddp.trainer = {"model": ddp}  # a cycle for certain (DDP's own cycles depend on its state)
         return weakref.ref(ddp)
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
