@@ -88,8 +88,8 @@ def crop_frame(src: dict, dst: dict, video: str, frame: str, split: str, args) -
     raises InputError with the reason.
 
     A frame without a depth map still gets its image crop: attack frames train towards an all-zero
-    map and need none, while the datasets leave out live training frames and dev/test frames that
-    lack one (and list them), so nothing is trained or scored on a missing map.
+    map and need none; the training dataset leaves out live frames that lack one (and lists them),
+    and dev/test frames without one are scored with the face template's depth (DUM/denominator.py).
     """
     out_img = dst["img"] / video / frame
     out_depth = dst["depth"] / video / depth_name(frame)
@@ -163,7 +163,7 @@ def run(args) -> dict:
                 return "skipped", (f"{split}/{video}/{frame}", str(exc))
             if status == "no_depth":
                 return status, (f"{split}/{video}/{frame}", "no depth map for this frame: image cropped only "
-                                "(fine for attack training frames; not a live target, not scored)")
+                                "(fine for attack training frames; not a live target; scored with the face template's depth)")
             return status, None
 
         with ThreadPoolExecutor(max(1, args.workers)) as pool, logging_redirect_tqdm():
@@ -172,8 +172,8 @@ def run(args) -> dict:
                 if problem:
                     report.add(*problem)
     report.write()
-    log.info("crops: %d written, %d already there, %d without depth map (image only; not used as live "
-             "training targets nor scored), %d skipped (listed in %s)", counts["done"], counts["exists"],
+    log.info("crops: %d written, %d already there, %d without depth map (image only: not a live training "
+             "target; scored with the face template's depth at test time), %d skipped (listed in %s)", counts["done"], counts["exists"],
              counts["no_depth"], counts["skipped"], report.path)
     return {**counts, "report": str(report.path), "out_dir": str(out_dir)}
 
