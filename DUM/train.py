@@ -58,6 +58,7 @@ RESUME_FIXED = ("model", "theta", "width", "image_size", "batch_size", "ratio", 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every flag with its default and help, one per line, grouped (long, but only a list)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data")

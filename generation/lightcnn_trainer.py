@@ -10,11 +10,11 @@ weight decay 1e-4 with the learning rate multiplied by 0.457305051927326 every 1
 """
 from __future__ import annotations
 
-import csv
 import itertools
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,12 +24,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from utils.checkpoint import load_checkpoint, load_state_dict_strict, save_checkpoint
+from networks.light_cnn import LightCNN29v2, save_lightcnn_checkpoint
+from utils.checkpoint import load_checkpoint, load_state_dict_strict
 from utils.dist import DistInfo, all_reduce_mean, barrier
 from utils.io import InputError, atomic_write_json
 from utils.run import config_dict, git_sha
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state, torch_generator
-from utils.training import autocast, autocast_dtype, check_finite, grad_scaler
+from utils.training import (MetricsCSV, autocast, autocast_dtype, check_finite, grad_scaler, resume_path,
+                            save_on_master)
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +91,17 @@ def evaluate(net, loader, device) -> float:
     return correct / max(total, 1)
 
 
-def train_lightcnn(args, dist_info: DistInfo) -> dict:
-    from networks.light_cnn import LightCNN29v2, save_lightcnn_checkpoint
+@dataclass
+class TrainState:
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    start_epoch: int = 1
 
-    device, rank, world, is_main = dist_info.device, dist_info.rank, dist_info.world_size, dist_info.is_main
-    out_dir = Path(args.out_dir)
-    export = Path(args.export) if args.export else out_dir / "LightCNN_29Layers_V2_checkpoint.pth.tar"
-    set_deterministic(args.deterministic)
-    amp_dtype = autocast_dtype(args.amp, device)
+
+def load_data(args, world: int):
+    """(training ImageFolder, validation ImageFolder or None, identity names)."""
     train_set = image_folder(args.data_root, train=True)
     classes = list(train_set.classes)
     if len(classes) < 2:
@@ -106,94 +111,125 @@ def train_lightcnn(args, dist_info: DistInfo) -> dict:
              f", {len(val_set)} validation images" if val_set is not None else "")
     if args.batch_size % world:
         raise InputError(f"--batch-size {args.batch_size} (total) must be divisible by {world} processes")
-    local_batch = args.batch_size // world
+    return train_set, val_set, classes
 
+
+def build_state(args, num_classes: int, device: torch.device, amp_dtype) -> TrainState:
     seed_everything(args.seed)
-    net = LightCNN29v2(num_classes=len(classes), width=args.width).to(device)
+    net = LightCNN29v2(num_classes=num_classes, width=args.width).to(device)
     lr = args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 1e-3)
     if args.optimizer == "sgd":
         optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=args.momentum, weight_decay=args.weight_decay)
     else:
         optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)
-    scaler = grad_scaler(device, amp_dtype)
+    return TrainState(net, optimizer, scheduler, grad_scaler(device, amp_dtype))
 
-    start_epoch = 1
-    ckpt_path = None if args.no_resume else (out_dir / "last.pt" if args.resume == "auto" else Path(args.resume))
-    if ckpt_path is not None and (ckpt_path.is_file() or args.resume != "auto"):
-        ckpt = load_checkpoint(ckpt_path, map_location="cpu", hint="(written by train_lightcnn.py)")
-        if ckpt.get("classes") != classes or ckpt.get("width") != args.width:
-            raise InputError(f"{ckpt_path}: trained on other identities or --width; use --no-resume to start over")
-        load_state_dict_strict(net, ckpt["model"], source=str(ckpt_path))
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        start_epoch = int(ckpt["epoch"]) + 1
-        log.info("resumed from %s (epoch %d done)", ckpt_path, start_epoch - 1)
 
-    model: nn.Module = _Logits(net)
+def resume(args, state: TrainState, classes: list[str]) -> None:
+    path = resume_path(args.resume, args.out_dir, args.no_resume)
+    if path is None:
+        return
+    ckpt = load_checkpoint(path, map_location="cpu", hint="(written by train_lightcnn.py)")
+    if ckpt.get("classes") != classes or ckpt.get("width") != args.width:
+        raise InputError(f"{path}: trained on other identities or --width; use --no-resume to start over")
+    load_state_dict_strict(state.net, ckpt["model"], source=str(path))
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("scaler"):
+        state.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    state.start_epoch = int(ckpt["epoch"]) + 1
+    log.info("resumed from %s (epoch %d done)", path, state.start_epoch - 1)
+
+
+def epoch_loader(train_set, args, dist_info: DistInfo, epoch: int) -> DataLoader:
+    sampler = None
+    if dist_info.distributed:
+        sampler = DistributedSampler(train_set, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True,
+                                     seed=args.seed)
+        sampler.set_epoch(epoch)
+    return DataLoader(train_set, batch_size=args.batch_size // dist_info.world_size, shuffle=sampler is None,
+                      sampler=sampler, num_workers=args.workers, pin_memory=dist_info.device.type == "cuda",
+                      generator=torch_generator(args.seed * 1_000_003 + epoch))
+
+
+def train_one_epoch(model, state: TrainState, loader, batches: int, epoch: int, args, dist_info: DistInfo,
+                    amp_dtype) -> tuple[float, float]:
+    """(mean loss, accuracy) over the epoch's batches, summed over ranks."""
+    device, world = dist_info.device, dist_info.world_size
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = tqdm(itertools.islice(loader, batches), total=batches, desc=f"lightcnn epoch {epoch}/{args.epochs}",
+               disable=not dist_info.is_main, dynamic_ncols=True)
+    for it, (images, labels) in enumerate(bar, 1):
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        with autocast(device, amp_dtype):
+            logits = model(images)  # [b, classes]
+        loss = F.cross_entropy(logits.float(), labels)
+        check_finite(loss, epoch, it)
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        stats = torch.tensor([loss.item() * len(labels), (logits.argmax(1) == labels).sum().item(), len(labels)],
+                             dtype=torch.float64)
+        stats = all_reduce_mean(stats.to(device)).cpu() * world if dist_info.distributed else stats
+        loss_sum, correct, seen = loss_sum + stats[0].item(), correct + stats[1].item(), seen + stats[2].item()
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
+        if args.print_freq and it % args.print_freq == 0:
+            log.info("epoch %d iter %d/%d loss %.4f acc %.3f", epoch, it, batches, loss_sum / seen, correct / seen)
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
+def save(state: TrainState, epoch: int, args, classes: list[str], export: Path, row: dict) -> None:
+    """last.pt (everything a resume needs) and the published-layout export, on rank 0."""
+    save_on_master(lambda: {
+        "format": "lightcnn-train/1", "epoch": epoch, "model": state.net.state_dict(),
+        "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(),
+        "scaler": state.scaler.state_dict() if state.scaler.is_enabled() else None, "rng": rng_state(),
+        "classes": classes, "width": args.width, "config": config_dict(args), "git_sha": git_sha()},
+        Path(args.out_dir) / "last.pt")
+    val_acc = row["val_acc"]
+    save_lightcnn_checkpoint(state.net, export, epoch,
+                             prec1=100.0 * (val_acc if val_acc == val_acc else row["train_acc"]))
+
+
+def train_lightcnn(args, dist_info: DistInfo) -> dict:
+    device, is_main = dist_info.device, dist_info.is_main
+    out_dir = Path(args.out_dir)
+    export = Path(args.export) if args.export else out_dir / "LightCNN_29Layers_V2_checkpoint.pth.tar"
+    set_deterministic(args.deterministic)
+    amp_dtype = autocast_dtype(args.amp, device)
+    train_set, val_set, classes = load_data(args, dist_info.world_size)
+    state = build_state(args, len(classes), device, amp_dtype)
+    resume(args, state, classes)
+    model: nn.Module = _Logits(state.net)
     if dist_info.distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    val_loader = (DataLoader(val_set, batch_size=local_batch, shuffle=False, num_workers=args.workers)
-                  if val_set is not None and is_main else None)
-    metrics_path = out_dir / "metrics.csv"
-    if is_main and (start_epoch == 1 or not metrics_path.is_file()):
-        metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        metrics_path.write_text("epoch,loss,train_acc,val_acc,lr,seconds\n", encoding="utf-8")
-
-    batches = math.ceil(len(train_set) / world / local_batch)
+    val_loader = (DataLoader(val_set, batch_size=args.batch_size // dist_info.world_size, shuffle=False,
+                             num_workers=args.workers) if val_set is not None and is_main else None)
+    metrics = MetricsCSV(out_dir / "metrics.csv", ["epoch", "loss", "train_acc", "val_acc", "lr", "seconds"],
+                         state.start_epoch - 1) if is_main else None
+    batches = math.ceil(len(train_set) / args.batch_size)
     if args.limit_batches:
         batches = min(batches, args.limit_batches)
-    result = {"epochs": args.epochs, "start_epoch": start_epoch, "export": str(export), "classes": len(classes)}
-    for epoch in range(start_epoch, args.epochs + 1):
-        seed_for_epoch(args.seed, epoch, rank)
-        sampler = None
-        if dist_info.distributed:
-            sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=args.seed)
-            sampler.set_epoch(epoch)
-        loader = DataLoader(train_set, batch_size=local_batch, shuffle=sampler is None, sampler=sampler,
-                            num_workers=args.workers, pin_memory=device.type == "cuda",
-                            generator=torch_generator(args.seed * 1_000_003 + epoch))
-        t0, loss_sum, correct, seen = time.time(), 0.0, 0, 0
-        lr_now = optimizer.param_groups[0]["lr"]
+    result = {"epochs": args.epochs, "start_epoch": state.start_epoch, "export": str(export), "classes": len(classes)}
+    for epoch in range(state.start_epoch, args.epochs + 1):
+        seed_for_epoch(args.seed, epoch, dist_info.rank)
+        loader = epoch_loader(train_set, args, dist_info, epoch)
+        t0, lr_now = time.time(), state.optimizer.param_groups[0]["lr"]
         with logging_redirect_tqdm():
-            bar = tqdm(itertools.islice(loader, batches), total=batches, desc=f"lightcnn epoch {epoch}/{args.epochs}",
-                       disable=not is_main, dynamic_ncols=True)
-            for it, (images, labels) in enumerate(bar, 1):
-                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                with autocast(device, amp_dtype):
-                    logits = model(images)  # [b, classes]
-                loss = F.cross_entropy(logits.float(), labels)
-                check_finite(loss, epoch, it)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                stats = torch.tensor([loss.item() * len(labels), (logits.argmax(1) == labels).sum().item(), len(labels)],
-                                     dtype=torch.float64)
-                stats = all_reduce_mean(stats.to(device)).cpu() * world if dist_info.distributed else stats
-                loss_sum, correct, seen = loss_sum + stats[0].item(), correct + stats[1].item(), seen + stats[2].item()
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
-                if args.print_freq and it % args.print_freq == 0:
-                    log.info("epoch %d iter %d/%d loss %.4f acc %.3f", epoch, it, batches, loss_sum / seen, correct / seen)
-        scheduler.step()
-        val_acc = evaluate(net, val_loader, device) if val_loader is not None else float("nan")
-        row = {"epoch": epoch, "loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1), "val_acc": val_acc,
-               "lr": lr_now, "seconds": time.time() - t0}
+            loss, train_acc = train_one_epoch(model, state, loader, batches, epoch, args, dist_info, amp_dtype)
+        state.scheduler.step()
+        val_acc = evaluate(state.net, val_loader, device) if val_loader is not None else float("nan")
+        row = {"epoch": epoch, "loss": loss, "train_acc": train_acc, "val_acc": val_acc, "lr": lr_now,
+               "seconds": time.time() - t0}
         result.update(row)
         if is_main:
-            log.info("epoch %d: loss %.4f train acc %.3f val acc %.3f (%.1fs)", epoch, row["loss"], row["train_acc"],
-                     val_acc, row["seconds"])
-            with open(metrics_path, "a", newline="", encoding="utf-8") as f:
-                csv.writer(f, lineterminator="\n").writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row.values()])
-            save_checkpoint({"format": "lightcnn-train/1", "epoch": epoch, "model": net.state_dict(),
-                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                             "scaler": scaler.state_dict() if scaler.is_enabled() else None, "rng": rng_state(),
-                             "classes": classes, "width": args.width, "config": config_dict(args),
-                             "git_sha": git_sha()}, out_dir / "last.pt")
-            save_lightcnn_checkpoint(net, export, epoch, prec1=100.0 * (val_acc if val_acc == val_acc else row["train_acc"]))
+            log.info("epoch %d: loss %.4f train acc %.3f val acc %.3f (%.1fs)", epoch, loss, train_acc, val_acc,
+                     row["seconds"])
+            metrics.append(row)
+            save(state, epoch, args, classes, export, row)
         barrier()
     if is_main:
         atomic_write_json(out_dir / "train_summary.json", result)

@@ -46,20 +46,17 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data.frames import depth_name, split_dirs
+from generation.checkpoint import load_generator, parameter_checksum
+from data.protocols import read_protocol
+from networks.vae import decode_pairs
 from utils.io import InputError, SkipReport, atomic_imwrite, atomic_write_json, atomic_write_text
+from utils.run import resolve_device
 
 log = logging.getLogger(__name__)
 
 DEPTH_SIZE = 32
 MARKER = ".complete.json"
 RAW_PAIRS_PER_FOLDER = 100  # the original generated.py: rounds of 100 pairs, ids 0..99
-
-
-@torch.no_grad()
-def decode_pairs(decoder: torch.nn.Module, noise_type: torch.Tensor, noise_id: torch.Tensor):
-    """[n, hdim] spoof-pattern noise and [n, hdim] identity noise -> (spoof, live), each [n,3,S,S] in [0,1]."""
-    out = decoder(torch.cat([noise_type, noise_id, noise_id], dim=1))  # [n, 6, S, S]
-    return out[:, 0:3], out[:, 3:6]
 
 
 def pair_noise(seed: int, pair_index: int, attempt: int, hdim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,8 +114,6 @@ def folder_names(prefix: str, k: int) -> tuple[str, str]:
 # protocol merge
 def merge_protocol(protocol_in, protocol_out, live_spoof_folders: list[tuple[str, str]], seed: int) -> dict:
     """Input protocol unchanged, then each generated folder once (live ``1,<id>``, spoof ``0,<id>``), shuffled."""
-    from data.protocols import read_protocol
-
     protocol_in, protocol_out = Path(protocol_in), Path(protocol_out)
     items = read_protocol(protocol_in)  # validates every line (file:line errors)
     listed = {item.video_id: item.where for item in items}
@@ -233,68 +228,74 @@ class FolderGenerator:
             atomic_write_json(folder / MARKER, marker)
 
 
-def generate(args) -> dict:
-    """The generated.py stage (see generated.build_parser for the flags)."""
-    from generation.trainer import load_generator, parameter_checksum
-    from utils.run import resolve_device
-
+def check_counts(args) -> None:
     if args.num_pairs <= 0 or args.frames_per_folder <= 0:
         raise InputError("--num-pairs and --frames-per-folder must be positive")
     if args.num_pairs % args.frames_per_folder:
         raise InputError(f"--num-pairs {args.num_pairs} is not a multiple of --frames-per-folder "
                          f"{args.frames_per_folder}: the depth loader expects every folder to hold ids 1.."
                          f"{args.frames_per_folder}")
+
+
+def generate_folders(worker: FolderGenerator, args, checksum: str, raw_dir: Path | None) -> dict:
+    """Write every folder pair not already complete with the same settings; which are complete/incomplete."""
+    num_folders = args.num_pairs // args.frames_per_folder
+    complete, incomplete, skipped_done = [], [], 0
+    with logging_redirect_tqdm():
+        for k in tqdm(range(num_folders), desc="generated folders", dynamic_ncols=True):
+            names = folder_names(worker.prefix, k)
+            marker = _marker_content(args, checksum, k)
+            found = [_read_marker(worker.img_dir / n / MARKER) for n in names]
+            if all(m == marker for m in found):
+                complete.append(names)
+                skipped_done += 1
+                continue
+            if any(m is not None and m != marker for m in found) and not args.overwrite:
+                raise InputError(
+                    f"{worker.img_dir / names[0]}: generated earlier with other settings or another generator "
+                    f"({next(m for m in found if m is not None and m != marker)}); use a fresh --crop-root, "
+                    f"or --overwrite to replace it")
+            done = worker.generate(k)
+            if len(done) < args.frames_per_folder:
+                incomplete.append(k)
+                continue
+            worker.write(k, done, marker, raw_dir)
+            complete.append(names)
+    return {"folders": num_folders, "complete": complete, "incomplete": incomplete, "already_done": skipped_done}
+
+
+def generate(args) -> dict:
+    """The generated.py stage (see generated.build_parser for the flags)."""
+    check_counts(args)
     check_fold(args.protocol, getattr(args, "fold", None), args.protocol_in)  # before anything is loaded
     device = resolve_device(args.device)
     out_path = Path(args.out_path)
     vae, ckpt = load_generator(args.checkpoint, device)
     checksum = parameter_checksum(vae)
-    hdim = int(ckpt["model"]["hdim"])
     log.info("generator %s (epoch %s, %s, checksum %s...)", args.checkpoint, ckpt.get("epoch"), ckpt["model"],
              checksum[:12])
-    from data.face_depth import FaceDepthEstimator
+    from data.face_depth import FaceDepthEstimator  # deferred: MediaPipe, only needed once sampling starts
 
     estimator = FaceDepthEstimator()
     report = SkipReport(out_path / "skipped.csv")
-    worker = FolderGenerator(vae.decoder, hdim, args, estimator, report, device)
-    raw_dir = out_path if args.save_raw else None
-    num_folders = args.num_pairs // args.frames_per_folder
-    complete, incomplete, skipped_done = [], [], 0
+    worker = FolderGenerator(vae.decoder, int(ckpt["model"]["hdim"]), args, estimator, report, device)
     t0 = time.time()
     try:
-        with logging_redirect_tqdm():
-            for k in tqdm(range(num_folders), desc="generated folders", dynamic_ncols=True):
-                names = folder_names(worker.prefix, k)
-                marker = _marker_content(args, checksum, k)
-                found = [_read_marker(worker.img_dir / n / MARKER) for n in names]
-                if all(m == marker for m in found):
-                    complete.append(names)
-                    skipped_done += 1
-                    continue
-                if any(m is not None and m != marker for m in found) and not args.overwrite:
-                    raise InputError(
-                        f"{worker.img_dir / names[0]}: generated earlier with other settings or another generator "
-                        f"({next(m for m in found if m is not None and m != marker)}); use a fresh --crop-root, "
-                        f"or --overwrite to replace it")
-                done = worker.generate(k)
-                if len(done) < args.frames_per_folder:
-                    incomplete.append(k)
-                    continue
-                worker.write(k, done, marker, raw_dir)
-                complete.append(names)
+        done = generate_folders(worker, args, checksum, out_path if args.save_raw else None)
     finally:
         estimator.close()
         report.write()
+    complete, incomplete = done["complete"], done["incomplete"]
     if incomplete:
         log.warning("%d folder(s) incomplete (no face mesh after %d redraws) and left out of the protocol: %s; "
                     "see %s", len(incomplete), args.max_resample, incomplete[:10], report.path)
     if not complete:
         raise InputError(f"no generated folder is complete, so nothing can be added to the protocol (see {report.path})")
     merged = merge_protocol(args.protocol_in, args.protocol_out, complete, args.seed)
-    result = {"folders": num_folders, "complete": len(complete), "already_done": skipped_done,
+    result = {"folders": done["folders"], "complete": len(complete), "already_done": done["already_done"],
               "incomplete": incomplete, "skipped_report": str(report.path), "reported": len(report),
               "seconds": round(time.time() - t0, 2), **merged}
     atomic_write_json(out_path / "generate_summary.json", result)
     log.info("generated %d folder pairs (%d already done), %d reported items; protocol %s (%d lines)",
-             len(complete), skipped_done, len(report), merged["protocol"], merged["total"])
+             len(complete), done["already_done"], len(report), merged["protocol"], merged["total"])
     return result

@@ -14,9 +14,6 @@ reconstructions. Changed on purpose (docs/ORIGINAL.md 7, 8):
 """
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import itertools
 import logging
 import math
@@ -30,20 +27,22 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from generation.checkpoint import (CHECKPOINT_FORMAT, NETS, build_vae, load_generator, load_networks,  # noqa: F401
+                                   model_config, parameter_checksum)
 from generation.dataset import GenDataset, attack_types_in_list
 from generation.losses import TERMS, LossWeights, generator_losses
-from generation.sampling import decode_pairs
+from networks.light_cnn import identity_features, load_lightcnn
+from networks.vae import decode_pairs
 from utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from utils.dist import DistInfo, all_gather_object, all_reduce_mean, barrier
-from utils.io import SkipReport, atomic_imwrite, atomic_write_json, atomic_write_text
+from utils.io import SkipReport, atomic_imwrite, atomic_write_json
 from utils.run import config_dict, git_sha, save_config
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state, torch_generator
-from utils.training import autocast, autocast_dtype, check_finite, grad_scaler
+from utils.training import (MetricsCSV, autocast, autocast_dtype, check_finite, grad_scaler, resume_path,
+                            tensorboard_writer)
 
 log = logging.getLogger(__name__)
 
-NETS = ("spoof_encoder", "live_encoder", "decoder", "type_classifier")
-CHECKPOINT_FORMAT = "dsdg-generator/1"
 LIGHTCNN_URL = "https://github.com/AlfredXiangWu/LightCNN"
 LIGHTCNN_FILE = "LightCNN_29Layers_V2_checkpoint.pth.tar"
 
@@ -62,8 +61,6 @@ def load_identity_net(path, device, width: float = 1.0, no_identity_loss: bool =
                     "(ip, pair). This is not the DSDG generator; its pairs need not share an identity.")
         log.warning("=" * 78)
         return None
-    from networks.light_cnn import load_lightcnn
-
     path = Path(path)
     if not path.is_file():
         raise SetupError(
@@ -97,87 +94,14 @@ class TrainForward(nn.Module):
         return {**out._asdict(), "type_logits": self.vae.type_classifier(out.z_type)}
 
 
-def model_config(args) -> dict:
-    return {"image_size": int(args.image_size), "hdim": int(args.hdim), "attack_types": int(args.attack_types),
-            "width": float(args.width)}
-
-
-def build_vae(cfg: dict) -> nn.Module:
-    from networks.vae import DualVAE
-
-    return DualVAE.from_config(image_size=cfg["image_size"], hdim=cfg["hdim"], attack_types=cfg["attack_types"],
-                               width=cfg["width"])
-
-
 def trainable_parameters(vae: nn.Module, train_classifier: bool) -> list:
     """Adam's parameters: both encoders and the decoder, plus the classifier unless in compat mode."""
     nets = ["spoof_encoder", "live_encoder", "decoder"] + (["type_classifier"] if train_classifier else [])
     return [p for name in nets for p in getattr(vae, name).parameters()]
 
 
-def parameter_checksum(vae: nn.Module) -> str:
-    """SHA-256 over every tensor of the four networks' state_dicts (exact equality across ranks/runs)."""
-    h = hashlib.sha256()
-    for name in NETS:
-        for key, value in getattr(vae, name).state_dict().items():
-            h.update(f"{name}.{key}".encode())
-            h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def load_generator(path, device="cpu") -> tuple[nn.Module, dict]:
-    """Build the DualVAE described by a ``train_generator.py`` checkpoint and load its weights strictly."""
-    from utils.checkpoint import load_state_dict_strict
-
-    ckpt = load_checkpoint(path, map_location="cpu", hint="(a checkpoint written by train_generator.py)")
-    if ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
-        raise CheckpointError(f"{path}: not a train_generator.py checkpoint (format {ckpt.get('format')!r})")
-    vae = build_vae(ckpt["model"])
-    for name in NETS:
-        load_state_dict_strict(getattr(vae, name), ckpt[name], source=f"{path} [{name}]")
-    return vae.to(device).eval(), ckpt
-
-
 # ----------------------------------------------------------------------------------------------
 # logging helpers
-class MetricsCSV:
-    """Append-only CSV of per-iteration (or per-epoch) losses; on resume rows past the epoch are dropped."""
-
-    def __init__(self, path, fields, keep_through_epoch: int | None):
-        self.path, self.fields = Path(path), list(fields)
-        rows = []
-        if keep_through_epoch is not None and self.path.is_file():
-            with open(self.path, newline="", encoding="utf-8") as f:
-                reader = csv.DictReader(f)
-                if reader.fieldnames == self.fields:
-                    rows = [r for r in reader if int(r["epoch"]) <= keep_through_epoch]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, self.fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(self.path, buf.getvalue())
-        self._file = open(self.path, "a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._file, self.fields, lineterminator="\n")
-
-    def append(self, row: dict) -> None:
-        self._writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _tensorboard(out_dir, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        log.info("TensorBoard not installed: losses go to metrics.csv only")
-        return None
-    return SummaryWriter(log_dir=str(Path(out_dir) / "tensorboard"))
-
-
 def save_grid(images: torch.Tensor, path) -> None:
     """[n,3,S,S] in [0,1] -> one PNG grid, 8 per row (as the original's torchvision grids)."""
     from torchvision.utils import make_grid
@@ -188,18 +112,6 @@ def save_grid(images: torch.Tensor, path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-def _checkpoint_path(args, out_dir: Path) -> Path | None:
-    if args.no_resume:
-        return None
-    if args.resume in (None, "", "auto"):
-        p = out_dir / "last.pt"
-        return p if p.is_file() else None
-    p = Path(args.resume)
-    if not p.is_file():
-        raise SetupError(f"--resume {p}: no such checkpoint")
-    return p
-
-
 class GeneratorTrainer:
     """One training run: set-up (identity net, data, networks, resume), epochs, checkpoints, previews."""
 
@@ -223,9 +135,23 @@ class GeneratorTrainer:
         if not self.train_classifier:
             log.warning("--compat-untrained-classifier: the spoof-type classifier stays at its random initial "
                         "weights (the original code's behaviour)")
-
         # Identity network first: a missing file must stop the run before any data is touched.
         self.identity_net = load_identity_net(args.ip_model, self.device, args.ip_width, args.no_identity_loss)
+        self._load_data()
+        self._build_networks()
+        self.start_epoch, self.last_losses = 1, {}
+        self._resume()
+        self.model: nn.Module = TrainForward(self.vae)
+        if dist_info.distributed:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        batches = math.ceil(len(self.dataset) / dist_info.world_size / self.local_batch)
+        self.batches_per_epoch = min(batches, args.limit_batches) if args.limit_batches else batches
+        self.step = (self.start_epoch - 1) * self.batches_per_epoch
+        self._open_logs()
+
+    def _load_data(self) -> None:
+        args = self.args
         self.report = SkipReport(self.out_dir / "skipped_inputs.csv")
         found = attack_types_in_list(args.train_list)
         if args.attack_types <= 0:  # --attack-types 0: from the data
@@ -239,7 +165,9 @@ class GeneratorTrainer:
         if self.is_main and len(self.report):
             self.report.write()
 
-        # Same initial weights on every rank (DDP also broadcasts rank 0's at wrap time).
+    def _build_networks(self) -> None:
+        """The DualVAE (same initial weights on every rank: DDP also broadcasts rank 0's), Adam, scaler."""
+        args = self.args
         seed_everything(args.seed)
         self.cfg = model_config(args)
         self.vae = build_vae(self.cfg).to(self.device)
@@ -248,38 +176,29 @@ class GeneratorTrainer:
         self.optimizer = torch.optim.Adam(trainable_parameters(self.vae, self.train_classifier), lr=args.lr,
                                           betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
         self.scaler = grad_scaler(self.device, self.amp_dtype)
-        self.start_epoch, self.last_losses = 1, {}
-        self._resume()
 
-        self.model: nn.Module = TrainForward(self.vae)
-        if dist_info.distributed:
-            self.model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        batches = math.ceil(len(self.dataset) / dist_info.world_size / self.local_batch)
-        self.batches_per_epoch = min(batches, args.limit_batches) if args.limit_batches else batches
-        self.step = (self.start_epoch - 1) * self.batches_per_epoch
-
+    def _open_logs(self) -> None:
+        """Rank 0: metrics CSVs (rows after the resume point dropped: they are replayed), TensorBoard,
+        and the fixed preview noise (one set of samples to watch evolve)."""
+        args = self.args
         self.metrics = self.epoch_metrics = self.writer = self.preview_noise = None
-        if self.is_main:
-            keep = self.start_epoch - 1  # rows of epochs after the resume point are replayed
-            self.metrics = MetricsCSV(self.out_dir / "metrics.csv",
-                                      ["epoch", "iteration", "step", "total", *TERMS, "lr", "seconds"], keep)
-            self.epoch_metrics = MetricsCSV(self.out_dir / "metrics_epoch.csv", ["epoch", "total", *TERMS, "seconds"],
-                                            keep)
-            self.writer = _tensorboard(self.out_dir, not args.no_tensorboard)
-            if args.num_preview > 0:  # the same noise at every preview, to watch one set of samples evolve
-                g = torch_generator(args.seed)
-                self.preview_noise = (torch.randn(args.num_preview, args.hdim, generator=g),
-                                      torch.randn(args.num_preview, args.hdim, generator=g))
+        if not self.is_main:
+            return
+        keep = self.start_epoch - 1
+        self.metrics = MetricsCSV(self.out_dir / "metrics.csv",
+                                  ["epoch", "iteration", "step", "total", *TERMS, "lr", "seconds"], keep)
+        self.epoch_metrics = MetricsCSV(self.out_dir / "metrics_epoch.csv", ["epoch", "total", *TERMS, "seconds"],
+                                        keep)
+        self.writer = tensorboard_writer(self.out_dir, not args.no_tensorboard)
+        if args.num_preview > 0:
+            g = torch_generator(args.seed)
+            self.preview_noise = (torch.randn(args.num_preview, args.hdim, generator=g),
+                                  torch.randn(args.num_preview, args.hdim, generator=g))
 
     # -- resume ----------------------------------------------------------------------------------
     def _resume(self) -> None:
-        from utils.checkpoint import load_state_dict_strict
-
-        path = _checkpoint_path(self.args, self.out_dir)
+        path = resume_path(self.args.resume or "auto", self.out_dir, self.args.no_resume)
         if path is None:
-            if self.args.no_resume and (self.out_dir / "last.pt").is_file():
-                log.warning("--no-resume: starting over; %s will be overwritten", self.out_dir / "last.pt")
             return
         ckpt = load_checkpoint(path, map_location="cpu")
         if ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -291,8 +210,7 @@ class GeneratorTrainer:
         if was_compat == self.train_classifier:
             raise SetupError(f"{path} was trained with compat_untrained_classifier={was_compat}; "
                              f"resume with the same setting")
-        for name in NETS:
-            load_state_dict_strict(getattr(self.vae, name), ckpt[name], source=f"{path} [{name}]")
+        load_networks(self.vae, ckpt, path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -303,8 +221,6 @@ class GeneratorTrainer:
 
     # -- one iteration -----------------------------------------------------------------------------
     def _losses(self, spoof, live, types, epoch: int) -> dict:
-        from networks.light_cnn import identity_features
-
         with autocast(self.device, self.amp_dtype):
             out = self.model(spoof, live)
             feats = {}

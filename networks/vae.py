@@ -28,6 +28,15 @@ IMAGE_SIZES = (256, 128, 64)
 _NORM_EPS = 1e-3  # InstanceNorm2d(eps=0.001), affine=False, no running stats: no state_dict entries
 
 
+@torch.no_grad()
+def decode_pairs(decoder: nn.Module, noise_type: torch.Tensor, noise_id: torch.Tensor):
+    """[n, hdim] spoof-pattern noise and [n, hdim] identity noise -> (spoof, live), each [n,3,S,S] in [0,1].
+
+    The decoder input is [noise_t, noise_id, noise_id]: one identity code shared by both images."""
+    out = decoder(torch.cat([noise_type, noise_id, noise_id], dim=1))  # [n, 6, S, S]
+    return out[:, 0:3], out[:, 3:6]
+
+
 def _check_size(image_size: int) -> None:
     if image_size not in IMAGE_SIZES:
         raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size}")
@@ -206,5 +215,4 @@ class DualVAE(nn.Module):
         gen_device = generator.device if generator is not None else device
         noise_t = torch.randn(n, self.hdim, generator=generator, device=gen_device).to(device)
         noise_id = torch.randn(n, self.hdim, generator=generator, device=gen_device).to(device)
-        out = self.decoder(torch.cat([noise_t, noise_id, noise_id], dim=1))
-        return out[:, :3], out[:, 3:]
+        return decode_pairs(self.decoder, noise_t, noise_id)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from utils.run import resolve_device
+from utils.run import resolve_device, run_stage, save_config, setup_logging
 
 
 @dataclass
@@ -127,8 +127,6 @@ def run_training_stage(args, train_fn, user_errors: tuple = ()) -> dict:
     """``main()`` of a script that runs alone or under torchrun: join the process group, log per rank,
     rank 0 writes ``config.json``, a user error exits 2 with its message (``utils.run.run_stage``),
     and the group is always torn down. ``train_fn(args, dist_info)`` does the work."""
-    from utils.run import run_stage, save_config, setup_logging
-
     dist_info = init_distributed(args.device)
     setup_logging(args.out_dir, rank=dist_info.rank)
 
