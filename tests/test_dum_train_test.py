@@ -417,3 +417,20 @@ def test_sync_bn_converts_under_ddp_and_refuses_cpu():
     assert dum_train.wrap_ddp(net, args, DistInfo()) is net  # one process: plain BatchNorm, nothing to sync
     with pytest.raises(InputError, match="--sync-bn needs CUDA"):
         dum_train.wrap_ddp(net, args, DistInfo(rank=0, world_size=2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="--amp is CUDA only: needs a GPU")
+def test_amp_training_scores_dev_in_float32(tree, tmp_path):
+    """Under --amp the training steps run in float16, but the dev scores behind the stored threshold
+    are float32: exactly what test.py (float32) gives for the saved best.pt."""
+    out = tmp_path / "amp"
+    args = [a if a != "cpu" else "cuda" for a in TINY]
+    dum_train.main(["--crop-root", str(tree["crop_root"]), "--protocol", "1", "--out-dir", str(out), *args,
+                    "--epochs", "1", "--amp"])
+    test_out = tmp_path / "test"
+    dum_test.main(["--checkpoint", str(out / "best.pt"), "--crop-root", str(tree["crop_root"]), "--protocol", "1",
+                   "--out-dir", str(test_out), "--device", "cuda", "--workers", "0", "--frame-batch", "4",
+                   "--no-plots"])
+    single = {r["video_id"]: float(r["score"]) for r in _read_csv(test_out / "scores_dev.csv")}
+    for r in _read_csv(out / "dev_scores.csv"):
+        assert float(r["score"]) == pytest.approx(single[r["video_id"]], rel=2e-4), r["video_id"]  # fp16: ~1e-3

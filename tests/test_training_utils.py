@@ -106,3 +106,13 @@ def test_cleanup_frees_ddp_wrappers_before_destroying_the_group(tmp_path):
             gc.enable()
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def test_every_trainer_defaults_to_float32():
+    import train_generator
+    import train_lightcnn
+    from DUM import train as dum_train
+
+    assert train_generator.build_parser().parse_args([]).amp == "off"  # the paper trained in float32
+    assert train_lightcnn.build_parser().parse_args(["--data-root", "faces"]).amp == "off"
+    assert dum_train.build_parser().parse_args([]).amp is False
