@@ -339,3 +339,18 @@ def test_batch_mean_terms_are_global_under_ddp(tmp_path):
         assert not r["imported_distributed_nn"]  # it kept the process group alive into interpreter exit
         for name, full in (("ga", a.grad), ("gb", b.grad), ("gc", c.grad)):
             assert torch.allclose(r[name] / 2, full[rows], atol=1e-6), name
+
+
+def test_precision_bench_compares_bf16_with_fp32(tmp_path, gen_data_ip):
+    """bench/bench_generator_precision.py trains the real trainer twice from one seed: float32 against
+    itself is exact, bf16 autocast (forced on CPU) gives a close but different loss curve."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_generator_precision as bench
+
+    out = tmp_path / "precision.json"
+    report = bench.main(["--out", str(out), "--precisions", "fp32", "bf16", "--",
+                         *train_args(gen_data_ip, tmp_path / "unused", "--epochs", "1", "--limit-batches", "2")])
+    fp32, bf16 = report["summary"]
+    assert fp32["max_rel_gap_vs_fp32"] == 0.0 and report["runs"][0]["iterations"] == 2
+    assert 0.0 < bf16["max_rel_gap_vs_fp32"] < 0.05
+    assert json.loads(out.read_text())["summary"] == report["summary"]
