@@ -92,8 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--image-size", type=int, default=256, help="input side; the depth map is image-size/8")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=1600,
-                   help="training epochs; an epoch is one frame of every real training video, "
-                        "ceil(real videos / real per batch) batches (utils/schedule.py)")
+                   help="training epochs; an epoch has the batches --epoch-batches says (utils/schedule.py)")
     o.add_argument("--iterations", type=int, default=0,
                    help="training length in batches instead (0 = off): --epochs, --eval-start, --eval-every and "
                         "--step-size are stretched together so the run lasts about this many iterations")

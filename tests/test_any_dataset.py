@@ -146,13 +146,15 @@ def test_iterations_stretch_the_whole_schedule():
 
 
 def test_train_iterations_budget(tree, tmp_path):
-    """10 real training videos, 6 real per batch: 2 batches per epoch, so --iterations 6 runs 3 epochs."""
-    out = tmp_path / "run"
-    result = dum_train.main(["--crop-root", str(tree["crop_root"]), "--protocol", "1", "--out-dir", str(out), *TINY,
-                             "--iterations", "6", "--threads", "1"])
-    assert result["epochs_run"] == 3
-    config = json.loads((out / "config.json").read_text())
-    assert config["epochs"] == 3 and config["iterations"] == 6 and config["eval_every"] == 1
+    """10 real training videos, 6 real per batch: with --epoch-batches real 2 batches per epoch, so
+    --iterations 6 runs 3 epochs; by the original's rule (max(10 real, 4 generated) // 6) 1 batch, 6 epochs."""
+    for rule, epochs in (("real", 3), ("original", 6)):
+        out = tmp_path / rule
+        result = dum_train.main(["--crop-root", str(tree["crop_root"]), "--protocol", "1", "--out-dir", str(out),
+                                 *TINY, "--iterations", "6", "--threads", "1", "--epoch-batches", rule])
+        assert result["epochs_run"] == epochs
+        config = json.loads((out / "config.json").read_text())
+        assert config["epochs"] == epochs and config["iterations"] == 6 and config["eval_every"] == 1
 
 
 def test_loader_workers_fit_the_machine(monkeypatch):

@@ -1,11 +1,11 @@
 """Training length, CPU threads and loader workers that fit any dataset and machine.
 
-**What an epoch is** (DUM/train.py): one pass over the real rows of the training list, one random
-frame of each real video per epoch, ``ceil(real videos / real items per batch)`` batches (48 real +
-16 generated per batch of 64; DUM/sampler.py). The paper's 1,600 epochs with dev evaluation from
-epoch 200 every 50 are sized for OULU-NPU Protocol 1 (1,200 real videos: 25 batches per epoch, about
-40,000 iterations). A dataset with 80 rows has 2 batches per epoch, so the same numbers mean 3,200
-iterations. ``--iterations N`` states the budget in optimiser steps instead: the whole schedule
+**What an epoch is** (DUM/train.py, DUM/sampler.py): ``max(real videos, generated folders) // 48``
+batches of 48 real + 16 generated frames by default (the original's rule; ``--epoch-batches real``:
+``ceil(real videos / 48)``, one frame of every real video). The paper's 1,600 epochs with dev
+evaluation from epoch 200 every 50 are sized for OULU-NPU Protocol 1 (1,200 real videos, 700
+generated folders: 25 batches per epoch, about 40,000 iterations). A dataset with 100 rows has 2
+batches per epoch, so the same numbers mean 3,200 iterations. ``--iterations N`` states the budget in optimiser steps instead: the whole schedule
 (``--epochs``, ``--eval-start``, ``--eval-every``, ``--step-size``) is stretched by the same factor
 so that the run lasts ``N`` iterations, keeping the paper's proportions (first dev evaluation after
 1/8 of the run, then every 1/32, learning rate halved every 5/16).
