@@ -21,7 +21,6 @@ if __package__ in (None, ""):
 
 import argparse
 import csv
-import json
 import logging
 import tempfile
 import time

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+# load_generator: also importable from here, where it used to live
 from generation.checkpoint import (CHECKPOINT_FORMAT, NETS, build_vae, load_generator, load_networks,  # noqa: F401
                                    model_config, parameter_checksum)
 from generation.dataset import GenDataset, attack_types_in_list
@@ -270,7 +271,8 @@ class GeneratorTrainer:
                           num_workers=args.workers, pin_memory=self.device.type == "cuda", drop_last=False,
                           generator=torch_generator(args.seed * 1_000_003 + epoch), persistent_workers=False)
 
-    def run_epoch(self, epoch: int) -> dict:
+    def train_one_epoch(self, epoch: int) -> dict:
+        """One epoch of Adam steps; rank 0 then logs the means, saves previews and the checkpoint."""
         args = self.args
         seed_for_epoch(args.seed, epoch, self.dist.rank)
         self.model.train()
@@ -332,7 +334,7 @@ class GeneratorTrainer:
 
     def fit(self) -> dict:
         for epoch in range(self.start_epoch, self.args.epochs + 1):
-            self.last_losses = self.run_epoch(epoch)
+            self.last_losses = self.train_one_epoch(epoch)
         checksum = parameter_checksum(self.vae)
         checksums = all_gather_object(checksum)
         log.info("parameter checksum (rank %d): %s", self.dist.rank, checksum)
