@@ -156,7 +156,8 @@ def write_users(out: Path, looks: list[UserLook], portraits: list[Portrait]) -> 
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["user", "split", "portrait", "variant", "mirrored", "note"])
     for look in looks:
-        note = "the photo as shipped" if look.variant == 0 else "re-posed copy: same person as variant 0"
+        note = ("the photo as shipped" if look.variant == 0 else
+                "derived identity: the photo's face re-shaped (demo/render.py reshape_face), re-tinted, re-scaled")
         w.writerow([f"{look.user:02d}", look.split, portraits[look.portrait].name, look.variant, int(look.flip), note])
     atomic_write_text(out / "users.csv", buf.getvalue())
     return out / "users.csv"
