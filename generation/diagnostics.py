@@ -29,7 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from generation.sampling import decode_pairs, pair_noise
+from generation.sampling import pair_noise
+from networks.vae import decode_pairs
 from networks.light_cnn import identity_features
 from utils.io import atomic_write_bytes, atomic_write_text
 
@@ -53,15 +54,16 @@ def identity_similarity(identity_net, fake_live: torch.Tensor, fake_spoof: torch
     ``real_spoof[i]`` and ``real_live[i]`` are one subject, ``users[i]`` its id. Missing inputs or
     too few subjects give NaN for the measures that need them."""
     identity_net.eval()
-    f_live = identity_features(identity_net, fake_live.float())
-    f_spoof = identity_features(identity_net, fake_spoof.float())
+    device = next(identity_net.parameters()).device
+    f_live = identity_features(identity_net, fake_live.float().to(device)).cpu()
+    f_spoof = identity_features(identity_net, fake_spoof.float().to(device)).cpu()
     n = f_live.shape[0]
     out = {"sim_gen_pair": float((f_live * f_spoof).sum(1).mean()),
            "sim_gen_between": _mean_offdiag(f_live @ f_live.T, ~torch.eye(n, dtype=torch.bool)),
            "sim_real_same": float("nan"), "sim_real_diff": float("nan"), "pairs": n}
     if real_live is not None and real_spoof is not None and len(real_live):
-        r_live = identity_features(identity_net, real_live.float())
-        r_spoof = identity_features(identity_net, real_spoof.float())
+        r_live = identity_features(identity_net, real_live.float().to(device)).cpu()
+        r_spoof = identity_features(identity_net, real_spoof.float().to(device)).cpu()
         out["sim_real_same"] = float((r_live * r_spoof).sum(1).mean())
         if users is not None:
             u = np.asarray([str(x) for x in users])

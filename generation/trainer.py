@@ -31,6 +31,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from generation.checkpoint import (CHECKPOINT_FORMAT, NETS, build_vae, load_generator, load_networks,  # noqa: F401
                                    model_config, parameter_checksum)
 from generation.dataset import GenDataset, attack_types_in_list
+from generation.diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
+from generation.diagnostics import preview_diagnostics
 from generation.losses import TERMS, LossWeights, generator_losses
 from networks.light_cnn import identity_features, load_lightcnn
 from networks.vae import decode_pairs
@@ -254,7 +256,7 @@ class GeneratorTrainer:
         values = torch.stack([total.detach()] + [losses[k].detach() for k in TERMS]).float()
         if self.dist.distributed:
             values = all_reduce_mean(values)
-        return values.cpu(), {"img_spoof": spoof, "img_live": live, "rec_spoof": result["rec_spoof"],
+        return values.cpu(), {"index": batch["index"], "img_spoof": spoof, "img_live": live, "rec_spoof": result["rec_spoof"],
                               "rec_live": result["rec_live"]}
 
     # -- one epoch ---------------------------------------------------------------------------------
@@ -293,10 +295,15 @@ class GeneratorTrainer:
         means = dict(zip(["total", *TERMS], (sums / max(count, 1)).tolist()))
         if self.is_main:
             seconds = time.time() - t0
-            self.epoch_metrics.append({"epoch": epoch, **means, "seconds": seconds})
             log.info("epoch %d done in %.1fs: %s", epoch, seconds, " ".join(f"{k}={v:.4g}" for k, v in means.items()))
+            sims = {}
             if preview is not None and (epoch == 1 or epoch % args.test_epoch == 0 or epoch == args.epochs):
-                self.save_previews(epoch, preview)
+                sims = self.save_previews(epoch, preview)
+                if self.writer is not None:
+                    for k in (k for k in DIAGNOSTIC_COLUMNS if k in sims):
+                        self.writer.add_scalar(f"identity/{k}", sims[k], epoch)
+            self.epoch_metrics.append({"epoch": epoch, **means, "seconds": seconds,
+                                       **{k: sims[k] for k in DIAGNOSTIC_COLUMNS if k in sims}})
             self.save(epoch, means)
         barrier()
         return means
@@ -313,14 +320,22 @@ class GeneratorTrainer:
                      " ".join(f"{k}={v:.4g}" for k, v in row.items()))
 
     # -- outputs -----------------------------------------------------------------------------------
-    def save_previews(self, epoch: int, images: dict) -> None:
-        """Inputs and reconstructions of the epoch's first batch, and samples of the fixed preview noise."""
+    def save_previews(self, epoch: int, images: dict) -> dict:
+        """Inputs and reconstructions of the epoch's first batch, and samples of the fixed preview noise;
+        with the identity network also the identity diagnostics (returned) and the labelled pair grid."""
+        images = dict(images)
+        users = [self.dataset.items[int(i)].user for i in images.pop("index")]
         self.vae.eval()  # no norm statistics or dropout in the generator: eval only documents intent
         fake_spoof, fake_live = decode_pairs(self.vae.decoder, self.preview_noise[0].to(self.device),
                                              self.preview_noise[1].to(self.device))
         self.vae.train()
         for name, grid in {**images, "fake_spoof": fake_spoof, "fake_live": fake_live}.items():
             save_grid(grid, self.preview_dir / f"Epoch_{epoch:03d}_{name}.png")
+        if self.identity_net is None:
+            return {}
+        return preview_diagnostics(self.identity_net, self.vae.type_classifier, self.preview_noise[0], fake_live.cpu(),
+                                   fake_spoof.cpu(), images["img_live"], images["img_spoof"], users,
+                                   self.preview_dir / f"Epoch_{epoch:03d}_pairs_labelled.png")
 
     def save(self, epoch: int, losses: dict) -> None:
         state = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "model": self.cfg,

@@ -72,3 +72,23 @@ def test_generated_py_writes_diagnostics(tmp_path, samples_dir):
         (row,) = list(csv.DictReader(f))
     assert float(row["sim_gen_pair"]) == pytest.approx(sims["sim_gen_pair"])
     assert (out / "pairs_labelled.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_generator_previews_carry_the_diagnostics(tmp_path, samples_dir):
+    import train_generator
+
+    data = build_generator_data(tmp_path, samples_dir)
+    ip = build_lightcnn(tmp_path / "lightcnn.pth.tar", 0.125)
+    out = tmp_path / "model"
+    train_generator.main(["--img-root", str(data["img_root"]), "--train-list", str(data["train_list"]),
+                          "--ip-model", str(ip), "--ip-width", "0.125", "--out-dir", str(out), "--image-size", "64",
+                          "--width", "0.125", "--batch-size", "4", "--workers", "0", "--epochs", "2",
+                          "--limit-batches", "1", "--num-preview", "4", "--test-epoch", "2", "--device", "cpu",
+                          "--no-tensorboard"])
+    with open(out / "metrics_epoch.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"]  # previews at epoch 1 and every --test-epoch
+    for r in rows:
+        assert -1 <= float(r["sim_gen_pair"]) <= 1 and -1 <= float(r["sim_real_same"]) <= 1
+    assert (out / "previews" / "Epoch_002_pairs_labelled.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((out / "previews").glob("*index*"))  # the batch index is no grid
