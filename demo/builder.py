@@ -31,21 +31,32 @@ def split_users(n_users: int) -> dict[str, list[int]]:
     return {"train": users[:n_train], "dev": users[n_train:n_train + n_held], "test": users[n_train + n_held:]}
 
 
-def assign_users(n_users: int, n_portraits: int, seed: int) -> list[UserLook]:
-    """Which portrait (and which derived identity made from it) each user is; splits never share a
-    portrait when there are at least three. Variant 0 is the photo as shipped; every further variant
-    is a derived identity: the face re-shaped (demo.render.reshape_face), re-tinted, re-scaled and,
-    every other one, mirrored."""
+def assign_users(n_users: int, n_portraits: int, seed: int, mixed: bool = True) -> list[UserLook]:
+    """Which portrait (and which derived identity made from it) each user is. Variant 0 is the photo
+    as shipped; every further variant is a derived identity: the face re-shaped
+    (demo.render.reshape_face), re-tinted, re-scaled and, every other one, mirrored.
+
+    The first user of each split is a photo as shipped, a different one per split when there are
+    at least three (train the first portrait, dev the second, test the third). ``mixed`` (default):
+    the further users of a split are derived identities of all portraits in turn, so every split
+    holds several faces and no (portrait, variant) pair occurs twice; otherwise (``mixed=False``)
+    a split derives its further users from its own portraits only, and splits never share a portrait."""
     looks = []
+    next_variant = [1] * n_portraits  # mixed: each portrait's next unused derived identity
     for index, (split, users) in enumerate(split_users(n_users).items()):
         pool = [p for p in range(n_portraits) if p % 3 == index] if n_portraits >= 3 else list(range(n_portraits))
         for k, user in enumerate(users):
-            variant = k // len(pool)
+            if mixed and k > 0:
+                portrait = (pool[0] + k) % n_portraits
+                variant = next_variant[portrait]
+                next_variant[portrait] += 1
+            else:
+                portrait, variant = pool[k % len(pool)], k // len(pool) if not mixed else 0
             rng = np.random.default_rng([seed, 3, user])
             gains = tuple(float(g) for g in rng.uniform(0.9, 1.1, 3)) if variant else (1.0, 1.0, 1.0)
             scale = float(rng.uniform(0.9, 1.1)) if variant else 1.0
             shape = random_face_shape(rng) if variant else (0.0,) * 5
-            looks.append(UserLook(user, split, pool[k % len(pool)], variant, variant % 2 == 1, gains, scale, shape))
+            looks.append(UserLook(user, split, portrait, variant, variant % 2 == 1, gains, scale, shape))
     return looks
 
 

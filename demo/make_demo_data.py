@@ -19,8 +19,10 @@ What each file id simulates (phone = camera model, session = room and light, bot
 a person cut out of a public-domain portrait (scikit-image, matplotlib; ``--extra-portrait`` adds
 yours) moving in a room; 2/3 print, the photo halftone-printed on a hand-held sheet (2 AM dots on
 glossy paper, 3 inkjet droplets on matte paper); 4/5 replay, the photo playing on a screen (4 a desk
-monitor, 5 a hand-held tablet), its sub-pixels sampled into moire. Each split gets its own portraits;
-a split with more users than portraits re-poses the same photograph (not a new identity). The
+monitor, 5 a hand-held tablet), its sub-pixels sampled into moire. The first user of each split is
+one photograph as shipped (train, dev and test each their own); every further user is a derived
+identity (the face re-shaped, re-tinted, re-scaled) of the photos in turn, each used once
+(``--separate-portraits``: of the split's own photo only). The
 details: demo/render.py (portraits, rooms, camera, live), demo/attacks.py (print, replay),
 demo/builder.py (users and videos). This script writes the dataset.
 
@@ -66,11 +68,11 @@ from utils.run import run_stage, save_config
 
 log = logging.getLogger(__name__)
 
-DATA_VERSION = 2  # bump when rendering changes, so a rerun does not mix old and new videos
+DATA_VERSION = 3  # bump when rendering changes, so a rerun does not mix old and new videos
 SPLIT_FOLDERS = {"train": "Train_files", "dev": "Dev_files", "test": "Test_files"}
 SPLIT_SESSIONS = {"train": (1, 2), "dev": (1, 2), "test": (3,)}  # OULU-NPU Protocol 1
 # keys of config.json that change the videos; a rerun with other values would mix two datasets
-DATA_KEYS = ("data_version", "users", "phones", "frames", "size", "fps", "seed", "extra_portrait")
+DATA_KEYS = ("data_version", "users", "phones", "frames", "size", "fps", "seed", "extra_portrait", "separate_portraits")
 _VIDEO_RE = re.compile(r"^\d_\d_\d{2}_\d\.avi$")
 
 
@@ -197,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice; same seed, same videos")
     p.add_argument("--extra-portrait", action="append", default=[], metavar="IMAGE",
                    help="another portrait photo with one clear face (repeatable); you must have the right to use it")
+    p.add_argument("--separate-portraits", action="store_true",
+                   help="derive a split's further users from its own photo only (splits never share a person); "
+                        "default: each split's first user is its own photo, the others derived identities of all "
+                        "photos in turn (demo/builder.py assign_users)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes rendering videos in parallel (each video is seeded alone, so the output "
                         "does not depend on this)")
@@ -244,7 +250,7 @@ def run(args) -> dict:
     save_config(config, out)
     log.info("demo data: it shows the pipeline working and measures nothing about accuracy")
     portraits = analyse_portraits(builtin_images() + [read_portrait_file(p) for p in args.extra_portrait])
-    looks = assign_users(args.users, len(portraits), args.seed)
+    looks = assign_users(args.users, len(portraits), args.seed, mixed=not args.separate_portraits)
     for look in looks:
         log.info("user %02d (%s): %s, variant %d%s", look.user, look.split, portraits[look.portrait].name,
                  look.variant, ", mirrored" if look.flip else "")

@@ -4,14 +4,15 @@ optical pieces the attacks (demo/attacks.py) share. demo/builder.py picks the re
 Portraits: scikit-image's ``camera`` (CC0; grey, used as three equal channels) and ``astronaut``
 (NASA, public domain) and matplotlib's ``grace_hopper.jpg`` (US Navy, public domain). No other real
 face photos ship with the dependencies (``skimage.data.lfw_subset`` holds 25x25 crops of news photos,
-neither public domain nor large enough for a detector); ``--extra-portrait`` adds your own. Each split
-gets its own portraits (camera train, astronaut dev, Grace Hopper test; extra portraits join the
-splits in turn), so identities never cross splits. When a split has more users than portraits, the
-extra users are the same photograph mirrored, re-tinted and re-scaled: different ``UU``, **not**
-different identities. The cameraman's half-profile face, partly hidden by his camera, is found by
-MTCNN in nearly every frame but loses the MediaPipe face mesh (the depth stage) on most of his attack
-frames; that costs nothing in train, whose attack depth targets are zero, and the other two faces
-keep dev and test, where every frame's depth map is used, complete.
+neither public domain nor large enough for a detector); ``--extra-portrait`` adds your own. The
+first user of each split is one photo as shipped (camera train, astronaut dev, Grace Hopper test);
+further users are derived identities (``reshape_face``: facial proportions changed, then re-tinted,
+re-scaled, every other one mirrored), made of every photo in turn (demo/builder.py assign_users).
+They are synthetic variations of the photographed people, not new people. The cameraman's
+half-profile face, partly hidden by his camera, is found by MTCNN in nearly every frame but loses
+the MediaPipe face mesh (the depth stage) on most of his attack frames; that costs nothing in
+train, whose attack depth targets are zero, and in dev and test the other faces keep most frames
+with a map (a frame without one is scored with the face template's depth).
 
 Live (file id 1): the person, cut out with MediaPipe's selfie matte, stands in a procedural room; the
 head moves (translation, rotation, scale, weighted towards the face so the torso lags) against the

@@ -150,7 +150,7 @@ def test_users_csv_names_the_portraits(demo_set):
 
 def test_splits_never_share_a_portrait_and_copies_are_marked():
     for n in range(3, 16):
-        looks = demo.assign_users(n, 3, seed=0)
+        looks = demo.assign_users(n, 3, seed=0, mixed=False)
         assert [look.user for look in looks] == list(range(1, n + 1))
         by_split = {}
         for look in looks:
@@ -158,7 +158,7 @@ def test_splits_never_share_a_portrait_and_copies_are_marked():
         assert len(by_split) == 3 and sum(len(p) for p in by_split.values()) == 3, n
         assert all((look.variant > 0) == (look.gains != (1.0, 1.0, 1.0)) for look in looks)
     assert {k: len(v) for k, v in demo.split_users(7).items()} == {"train": 3, "dev": 2, "test": 2}
-    six = demo.assign_users(6, 3, seed=0)
+    six = demo.assign_users(6, 3, seed=0, mixed=False)
     assert [(look.split, look.portrait, look.flip) for look in six] == [
         ("train", 0, False), ("train", 0, True), ("dev", 1, False), ("dev", 1, True),
         ("test", 2, False), ("test", 2, True)]

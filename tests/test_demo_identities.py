@@ -34,3 +34,15 @@ def test_every_derived_user_has_its_own_face_shape():
         else:  # each parameter at least a third of its range away from the photo's proportions
             assert all(0.3 * r <= abs(s) <= r for s, r in zip(look.shape, FACE_SHAPE_RANGE))
     assert assign_users(15, 3, seed=0) == looks and assign_users(15, 3, seed=1) != looks
+
+
+def test_mixed_splits_show_several_faces_and_never_reuse_one():
+    looks = assign_users(12, 3, seed=0)
+    first = {look.split: (look.portrait, look.variant) for look in reversed(looks)}
+    assert first == {"train": (0, 0), "dev": (1, 0), "test": (2, 0)}  # each split's own photo as shipped
+    for split in ("train", "dev", "test"):
+        assert {look.portrait for look in looks if look.split == split} == {0, 1, 2}
+    pairs = [(look.portrait, look.variant) for look in looks]
+    assert len(set(pairs)) == len(pairs)  # every user a different face
+    assert [(look.split, look.portrait) for look in assign_users(3, 3, seed=0)] == [
+        ("train", 0), ("dev", 1), ("test", 2)]
