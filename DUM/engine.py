@@ -33,6 +33,9 @@ from utils.training import autocast, check_finite
 log = logging.getLogger(__name__)
 
 LOSS_KEYS = ("loss", "mse", "cdl", "kl", "gen_mse", "gen_cdl", "gen_kl")
+# mean sigma = exp(logvar / 2) of the real and of the generated samples trained on in the epoch
+# (DSDG: generated faces should get the larger uncertainty); NaN without a DUM head or such samples
+SIGMA_KEYS = ("sigma_real", "sigma_gen")
 
 
 def depth_outputs(out):
@@ -51,12 +54,14 @@ def autocast_for(device: torch.device, enabled: bool):
 
 def train_one_epoch(model, loader, optimizer, scaler, device: torch.device, epoch: int, gen_weight: float = 0.1,
                     kl_lambda: float = 0.001, amp_dtype: torch.dtype | None = None, is_main: bool = True) -> dict:
-    """Mean of each loss term over the epoch's batches (averaged over ranks under DDP).
+    """Mean of each loss term over the epoch's batches (averaged over ranks under DDP), and the mean
+    sigma of the real and of the generated samples (SIGMA_KEYS).
 
     ``amp_dtype``: autocast dtype (None = float32; see utils.training.autocast_dtype). A non-finite
     loss on any rank stops every rank at the same step (utils.training.check_finite)."""
     model.train()
     sums = torch.zeros(len(LOSS_KEYS), dtype=torch.float64, device=device)
+    sigma = torch.zeros(4, dtype=torch.float64, device=device)  # sum and count, real then generated
     n = 0
     bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not is_main, leave=False)
     for step, batch in enumerate(bar):
@@ -73,11 +78,18 @@ def train_one_epoch(model, loader, optimizer, scaler, device: torch.device, epoc
         scaler.step(optimizer)
         scaler.update()
         sums += torch.stack([t.detach().double() for t in losses])
+        if logvar is not None:
+            per_item = (logvar.detach().float() / 2).exp().flatten(1).mean(1).double()  # [B]
+            gen = generated.view(-1).bool()
+            sigma += torch.stack([per_item[~gen].sum(), (~gen).sum().double(), per_item[gen].sum(), gen.sum().double()])
         n += 1
         if is_main:
             bar.set_postfix(loss=f"{losses.total.item():.4f}")
     means = all_reduce_mean(sums / max(n, 1))
-    return {k: float(v) for k, v in zip(LOSS_KEYS, means.tolist())}
+    s_real, n_real, s_gen, n_gen = all_reduce_mean(sigma).tolist()  # a common factor: the ratios hold
+    out = {k: float(v) for k, v in zip(LOSS_KEYS, means.tolist())}
+    out.update(sigma_real=s_real / n_real if n_real else float("nan"), sigma_gen=s_gen / n_gen if n_gen else float("nan"))
+    return out
 
 
 @dataclass

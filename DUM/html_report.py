@@ -184,8 +184,8 @@ def test_section(run_dir: Path) -> dict | None:
             "inputs": metrics.get("inputs", {}), "report_txt": report_txt}
 
 
-def train_section(run_dir: Path, title: str) -> dict | None:
-    cols = read_metrics_csv(run_dir / "metrics.csv")
+def train_section(run_dir: Path, title: str, csv_name: str = "metrics.csv") -> dict | None:
+    cols = read_metrics_csv(run_dir / csv_name)
     cfg = read_json(run_dir / "config.json")
     if not cols and cfg is None:
         return None
@@ -196,7 +196,9 @@ def train_section(run_dir: Path, title: str) -> dict | None:
 
 
 def generator_section(run_dir: Path) -> dict | None:
-    section = train_section(run_dir, "generator training")
+    # the generator's per-epoch file (losses and identity diagnostics); metrics.csv is per iteration
+    per_epoch = "metrics_epoch.csv" if (run_dir / "metrics_epoch.csv").is_file() else "metrics.csv"
+    section = train_section(run_dir, "generator training", per_epoch)
     if section is None:
         return None
     previews = sorted((run_dir / "previews").glob("*.png")) if (run_dir / "previews").is_dir() else []

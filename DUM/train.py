@@ -34,6 +34,7 @@ from data.protocol_args import generated_list_name, protocol_arg, resolve_list
 from data.protocols import describe, filter_split, read_protocol
 from DUM.dataset import FRAME_DRAWS, AugmentConfig, DepthEvalDataset, DepthTrainDataset
 from DUM.engine import LOSS_KEYS, EvalResult, dev_summary, evaluate, original_format, train_one_epoch
+from DUM.html_report import write_report
 from DUM.sampler import EPOCH_RULES, RealGeneratedBatchSampler
 from DUM.scores import write_scores
 from networks import DEPTH_NETS, build_depth_net
@@ -283,9 +284,10 @@ def evaluate_dev(net, data: Data, args, dist, epoch: int, out_dir: Path) -> tupl
 
 
 def log_epoch(row: dict, dev: dict | None) -> None:
-    log.info("epoch %d lr %.3g loss %.4f (mse %.4f cdl %.4f kl %.2f | gen mse %.4f cdl %.4f kl %.2f) %.1fs%s",
+    log.info("epoch %d lr %.3g loss %.4f (mse %.4f cdl %.4f kl %.2f | gen mse %.4f cdl %.4f kl %.2f) "
+             "sigma real %.3g gen %.3g %.1fs%s",
              row["epoch"], row["lr"], row["loss"], row["mse"], row["cdl"], row["kl"], row["gen_mse"], row["gen_cdl"],
-             row["gen_kl"], row["seconds"],
+             row["gen_kl"], row.get("sigma_real", float("nan")), row.get("sigma_gen", float("nan")), row["seconds"],
              "" if dev is None else f" | dev ACER {dev['dev_acer']:.4f} EER {dev['dev_eer']:.4f} "
              f"thr {dev['dev_threshold']:.4g}{' (best)' if row['best'] else ''}")
 
@@ -339,6 +341,8 @@ def train(args, dist, out_dir: Path) -> dict:
     if state.best is not None:
         log.info("best epoch %d: dev ACER %.4f EER %.4f threshold %.6g", state.best["epoch"], state.best["dev_acer"],
                  state.best["dev_eer"], state.best["dev_threshold"])
+    if dist.is_main:
+        write_report(out_dir)  # report.html: config and the curves of metrics.csv (sigma_real, sigma_gen among them)
     return {"out_dir": str(out_dir), "best": state.best, "last_eval": last_eval, "epochs_run": epoch}
 
 

@@ -140,3 +140,13 @@ def test_report_opens_in_headless_chromium(tested, tmp_path):
     assert result["total"] >= 5 and result["images"] == result["total"]
     assert result["metrics_table"]
     assert (tmp_path / "shot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_logs_sigma_of_real_and_generated_samples(tested):
+    import csv
+
+    with open(tested["train"] / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:  # the fixture's training list holds generated folders (Train_g.txt)
+        assert 0 < float(r["sigma_real"]) < 10 and 0 < float(r["sigma_gen"]) < 10
+    assert (tested["train"] / "report.html").is_file()
