@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from generation.sampling import pair_noise
-from networks.vae import decode_pairs
 from networks.light_cnn import identity_features
+from networks.vae import decode_pairs
 from utils.io import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
