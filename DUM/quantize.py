@@ -118,6 +118,21 @@ class _BatchReader:
 def quantize_int8(proto, batches: list[np.ndarray], exclude: Sequence[str], per_channel: bool = True,
                   reduce_range: bool = False, tmp_dir=None):
     """The QDQ int8 onnx.ModelProto of float graph ``proto`` (named nodes), calibrated on ``batches``."""
+    root = logging.getLogger()
+    root.addFilter(_drop_preprocess_advice)
+    try:
+        return _quantize(proto, batches, exclude, per_channel, reduce_range, tmp_dir)
+    finally:
+        root.removeFilter(_drop_preprocess_advice)
+
+
+def _drop_preprocess_advice(record: logging.LogRecord) -> bool:
+    # The quantizer advises ORT's pre-processing (shape inference, BatchNorm fusion): export_onnx.py's
+    # graph is already that (folded plain convolutions, static shapes but the batch axis).
+    return "pre-processing before quantization" not in record.getMessage()
+
+
+def _quantize(proto, batches, exclude, per_channel, reduce_range, tmp_dir):
     import onnx  # deferred: onnx and the quantizer are only needed for the int8 export
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 

@@ -286,10 +286,23 @@ def bench_generator(args, device, dtype) -> float:
     return args.gen_batch / timed(step, device, args.iters, args.warmup)
 
 
+def guarded(what: str, fn, *args) -> dict:
+    """``fn(*args)``; a failure (e.g. torch.compile without a compiler) is printed and recorded, and the
+    remaining measurements still run: one run should bring back every figure it can."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # any failure of one measurement; the others are independent
+        log.exception("%s failed", what)
+        print(f"{what}: FAILED ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", flush=True)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def run(args) -> dict:
     device = resolve_device(args.device)
     res = {"device": str(device), "torch": torch.__version__, "image_size": args.image_size, "width": args.width,
-           "batch_size": args.batch_size}
+           "batch_size": args.batch_size, "default_cudnn_allow_tf32": torch.backends.cudnn.allow_tf32}
     if device.type == "cuda":
         res["gpu"] = torch.cuda.get_device_name(device)
     peak = peaks(args, device)
@@ -300,26 +313,32 @@ def run(args) -> dict:
           f"{flops / 1e9:.1f} GFLOP per image per step; peaks (bf16, TF32, fp32) {peak or 'unknown'} TFLOP/s", flush=True)
     res["steps"] = {}
     for name in args.variants:
-        r = res["steps"][name] = bench_variant(args, device, name, flops, peak)
+        r = res["steps"][name] = guarded(f"step {name}", bench_variant, args, device, name, flops, peak)
+        if "error" in r:
+            continue
         frac = "?" if r["fraction_of_peak"] is None else f"{100 * r['fraction_of_peak']:.1f} %"
         print(f"step {name:16s} {r['images_per_s']:9.1f} images/s  {r['tflops']:7.2f} TFLOP/s  {frac} of peak"
               + (f"  {r['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in r else ""), flush=True)
-    res["fused_cdc_check"] = fused_check(args, device)
+    res["fused_cdc_check"] = guarded("fused CDC check", fused_check, args, device)
     for k, v in res["fused_cdc_check"].items():
-        print(f"fused CDC check: {k}: relative L2 {v:.2e}", flush=True)
+        if k != "error":
+            print(f"fused CDC check: {k}: relative L2 {v:.2e}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if not args.crop_root and args.loader_workers:
             synthetic_tree(Path(tmp), args.image_size)
         res["loader_images_per_s"] = {}
         for w in args.loader_workers:
-            res["loader_images_per_s"][w] = bench_loader(args, w, Path(tmp))
-            print(f"loader {w:2d} workers {res['loader_images_per_s'][w]:9.1f} images/s", flush=True)
+            r = guarded(f"loader {w} workers", lambda: {"images_per_s": bench_loader(args, w, Path(tmp))})
+            res["loader_images_per_s"][w] = r.get("images_per_s", r)
+            if "images_per_s" in r:
+                print(f"loader {w:2d} workers {r['images_per_s']:9.1f} images/s", flush=True)
     res["generator_pairs_per_s"] = {}
     for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
         with tf32(False):
-            res["generator_pairs_per_s"][name] = bench_generator(args, device, dtype)
-        print(f"generator {name} {args.gen_size} px batch {args.gen_batch}: "
-              f"{res['generator_pairs_per_s'][name]:.1f} pairs/s", flush=True)
+            r = guarded(f"generator {name}", lambda: {"pairs_per_s": bench_generator(args, device, dtype)})
+        res["generator_pairs_per_s"][name] = r.get("pairs_per_s", r)
+        if "pairs_per_s" in r:
+            print(f"generator {name} {args.gen_size} px batch {args.gen_batch}: {r['pairs_per_s']:.1f} pairs/s", flush=True)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(res, indent=2) + "\n")

@@ -49,3 +49,9 @@ def test_fused_path_switch_reaches_the_fused_node(monkeypatch):
     assert not calls
     bench_gpu_train.gradients(net, x, target, fused=True)
     assert len(calls) > 10  # every BN-ReLU-(conv|pool) of the trunk
+
+
+def test_a_failing_measurement_is_recorded_and_the_run_goes_on(capsys):
+    res = bench_gpu_train.guarded("step x", lambda: 1 / 0)
+    assert res["error"].startswith("ZeroDivisionError") and "step x: FAILED" in capsys.readouterr().out
+    assert bench_gpu_train.guarded("step y", lambda a: {"v": a}, 3) == {"v": 3}
