@@ -65,3 +65,26 @@ def test_plain_conv_fold_rejects_unfoldable_cdc():
     net = nn.Sequential(Conv2d_cd(2, 2, kernel_size=3, padding=0, theta=0.7))
     with pytest.raises(ValueError, match="cannot be folded"):
         fold_to_plain_convs(net)
+
+
+@pytest.mark.parametrize("model", ["depthnet_u", "resnet18_u"])
+def test_other_registry_networks_keep_their_outputs(model):
+    """BatchNorm outside a Sequential (ResNet's bn1/bn2) stays as it is; outputs are unchanged."""
+    from DUM.engine import depth_outputs
+    from networks.registry import build_model
+
+    torch.manual_seed(0)
+    net = build_model(model, width=0.25, image_size=32)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.2, 3.0)
+    net.eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.inference_mode():
+        _, ref, _ = depth_outputs(net(x))
+        folded = fold_for_inference(net)
+        _, got, _ = depth_outputs(folded(x))
+    assert count_batchnorm(folded) < count_batchnorm(net)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
