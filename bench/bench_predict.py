@@ -155,12 +155,13 @@ def profile_pipeline(cropper: FaceCropper, model, photos, repeats: int) -> dict:
     crops = [cropper.crop(p, b) for p, b in pairs]
     x = normalize([c.image for c in crops])
     n = len(photos)
+    computed = _Precomputed(model, x)
     steps = {
         "detection (MTCNN, once per photo)": lambda: cropper.boxes(photos),
         "face crop + JPEG round trip": lambda: [cropper.face_image(p, b) for p, b in pairs],
         "face mesh + depth render": lambda: [cropper.depth_estimator.estimate(p, b) for p, b in pairs],
         "network (one batch over all faces)": lambda: model.forward(x),
-        "score (sum mu / sum depth)": lambda: score_crops(_Precomputed(model, x), crops),
+        "score (sum mu / sum depth)": lambda: score_crops(computed, crops),
     }
     return {name: 1000 * timed(fn, repeats) / n for name, fn in steps.items()}
 
