@@ -57,16 +57,16 @@ if [ "$IS_CSV" = 1 ]; then   # absolute paths: the phases below run inside the w
 fi
 [ -z "$VIDEO_ROOT" ] || VIDEO_ROOT="$(cd "$VIDEO_ROOT" && pwd)"
 [ -n "$PROFILE" ] || { [ -n "$VIDEO_ROOT" ] && PROFILE=paper || PROFILE=demo; }
-GEN_EVERY=""; DUM_EVAL=1; DUM_EVAL_START=1; LOADERS=0   # per-epoch previews/evaluation, no loader workers, unless set below
+GEN_EVERY=""; DUM_EVAL=1; DUM_EVAL_START=1; DUM_LR=1e-4; DUM_STEP=500; LOADERS=0   # per-epoch previews/evaluation, no loader workers, unless set below
 
 # Settings per profile: CPU-sized for smoke/demo, the paper's for real data.
 case "$PROFILE" in
   smoke) USERS=6; FRAMES=3;  SIZE=320x240; GEN_SIZE=64;  GEN_WIDTH=0.125; GEN_BATCH=8;  GEN_EPOCHS=2; GEN_LIMIT=2;
          LCNN_WIDTH=0.125; LCNN_EPOCHS=2; PAIRS=24;  PER_FOLDER=6;  DUM_SIZE=64;  DUM_WIDTH=0.25; DUM_BATCH=8;
          DUM_EPOCHS=2; FRAMES_PER_VIDEO=3; NO_FACE=zero;;
-  demo)  USERS=6; FRAMES=12; SIZE=320x240; GEN_SIZE=64;  GEN_WIDTH=0.25;  GEN_BATCH=16; GEN_EPOCHS=6; GEN_LIMIT=0;
-         LCNN_WIDTH=0.25;  LCNN_EPOCHS=6; PAIRS=120; PER_FOLDER=10; DUM_SIZE=128; DUM_WIDTH=0.5; DUM_BATCH=16;
-         DUM_EPOCHS=8; FRAMES_PER_VIDEO=12; NO_FACE=zero;;
+  demo)  USERS=12; FRAMES=12; SIZE=320x240; GEN_SIZE=64;  GEN_WIDTH=0.25;  GEN_BATCH=16; GEN_EPOCHS=6; GEN_LIMIT=0;
+         LCNN_WIDTH=0.25;  LCNN_EPOCHS=6; PAIRS=120; PER_FOLDER=10; DUM_SIZE=64; DUM_WIDTH=0.25; DUM_BATCH=16;
+         DUM_EPOCHS=60; DUM_LR=1e-3; DUM_STEP=45; DUM_EVAL=5; DUM_EVAL_START=15; FRAMES_PER_VIDEO=12; NO_FACE=zero;;
   paper) GEN_SIZE=256; GEN_WIDTH=1.0; GEN_BATCH=240; GEN_EPOCHS=200; GEN_LIMIT=0; PAIRS=34650; PER_FOLDER=99;
          DUM_SIZE=256; DUM_WIDTH=1.0; DUM_BATCH=64; DUM_EPOCHS=1600; FRAMES_PER_VIDEO=40; NO_FACE=resample; GEN_EVERY=10; DUM_EVAL=50; DUM_EVAL_START=200; LOADERS=8;;
   *) echo "run_demo.sh: unknown profile $PROFILE (smoke, demo, paper)" >&2; exit 2;;
@@ -142,7 +142,8 @@ phase generate "$PY" "$ROOT/generated.py" --checkpoint "$GEN_DIR/last.pt" --num-
 
 phase dum_train env CROP_ROOT="$CROP_ROOT" PROTOCOL="$PROTOCOL" FOLD="$FOLD" OUT_DIR="$DUM_DIR" NPROC=1 \
   bash "$ROOT/DUM/train.sh" --image-size "$DUM_SIZE" --width "$DUM_WIDTH" --batch-size "$DUM_BATCH" \
-  --epochs "$DUM_EPOCHS" --eval-every "$DUM_EVAL" --eval-start "$DUM_EVAL_START" --workers "$LOADERS"
+  --epochs "$DUM_EPOCHS" --eval-every "$DUM_EVAL" --eval-start "$DUM_EVAL_START" --workers "$LOADERS" \
+  --lr "$DUM_LR" --step-size "$DUM_STEP"
 phase dum_test env CHECKPOINT="$DUM_DIR/best.pt" CROP_ROOT="$CROP_ROOT" PROTOCOL="$PROTOCOL" OUT_DIR="$TEST_DIR" \
   bash "$ROOT/DUM/test.sh" ${FOLD:+--fold "$FOLD"} --save-threshold --workers "$LOADERS"
 # one page for the whole run (cheap, so rebuilt every time): test metrics, training curves, sample grids
