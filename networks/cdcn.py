@@ -56,8 +56,12 @@ def use_memory_efficient(net: nn.Module, x: torch.Tensor) -> bool:
 
     Not under autocast: the fused node saves the fp32 weight its backward needs in the forward dtype.
     Not on CUDA: there its gradients differed from plain autograd by about 3e-3 (relative L2, cuDNN
-    deterministic, TF32 off; plain-vs-plain noise 7e-6), while on the CPU they agree to 2e-7. GPUs
-    have the memory to spare, so they take the plain path until that is understood.
+    deterministic, TF32 off; plain-vs-plain noise 7e-6), while on the CPU they agree to 2e-7 or better. In
+    float64 fused and plain agree exactly, and moving the input by one ulp moves fp32 gradients of
+    this network by ~1e-3 (ReLU signs and max-pool winners): the likely cause is cuDNN's BatchNorm
+    (plain) rounding differently from the native kernel (fused), not the fused math
+    (docs/PERFORMANCE.md). bench/bench_gpu_train.py checks it on a GPU; until then GPUs, which have
+    the memory to spare, take the plain path.
     """
     return (bool(getattr(net, "memory_efficient", False)) and net.training and torch.is_grad_enabled()
             and x.device.type == "cpu" and not any(torch.is_autocast_enabled(d) for d in ("cpu", "cuda")))
