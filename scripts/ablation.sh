@@ -79,7 +79,7 @@ for backbone in $BACKBONES; do
       "$PY" "$ROOT/DUM/train.py" --crop-root "$CROP_ROOT" --protocol "$PROTOCOL" ${FOLD:+--fold "$FOLD"} \
         --train-list "${LISTS[$data]}" --model "$model" --seed "$SEED" --out-dir "$cell" "${SETTINGS[@]}" "${EXTRA[@]}"
       "$PY" "$ROOT/DUM/test.py" --checkpoint "$cell/best.pt" --crop-root "$CROP_ROOT" --protocol "$PROTOCOL" \
-        ${FOLD:+--fold "$FOLD"} --out-dir "$cell/test" --workers 0 --no-plots
+        ${FOLD:+--fold "$FOLD"} --out-dir "$cell/test" --workers 0 --no-plots --no-report
     done
   done
 done
