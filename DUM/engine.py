@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -46,19 +45,15 @@ def depth_outputs(out):
     return depth_map, depth_map, None
 
 
-def autocast_for(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    return nullcontext()
-
-
 def train_one_epoch(model, loader, optimizer, scaler, device: torch.device, epoch: int, gen_weight: float = 0.1,
-                    kl_lambda: float = 0.001, amp_dtype: torch.dtype | None = None, is_main: bool = True) -> dict:
+                    kl_lambda: float = 0.001, amp_dtype: torch.dtype | None = None, is_main: bool = True,
+                    channels_last: bool = False) -> dict:
     """Mean of each loss term over the epoch's batches (averaged over ranks under DDP), and the mean
     sigma of the real and of the generated samples (SIGMA_KEYS).
 
-    ``amp_dtype``: autocast dtype (None = float32; see utils.training.autocast_dtype). A non-finite
-    loss on any rank stops every rank at the same step (utils.training.check_finite)."""
+    ``amp_dtype``: autocast dtype (None = float32; see utils.training.autocast_dtype); ``channels_last``:
+    NHWC input batches (for a model moved to channels-last). A non-finite loss on any rank stops every
+    rank at the same step (utils.training.check_finite)."""
     model.train()
     sums = torch.zeros(len(LOSS_KEYS), dtype=torch.float64, device=device)
     sigma = torch.zeros(4, dtype=torch.float64, device=device)  # sum and count, real then generated
@@ -66,6 +61,8 @@ def train_one_epoch(model, loader, optimizer, scaler, device: torch.device, epoc
     bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not is_main, leave=False)
     for step, batch in enumerate(bar):
         images = batch["image"].to(device, non_blocking=True)            # [B,3,S,S]
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         target = batch["depth"].to(device, non_blocking=True)            # [B,M,M] in [0,1]
         generated = batch["generated"].to(device, non_blocking=True)     # [B] bool
         with autocast(device, amp_dtype):
@@ -114,11 +111,12 @@ class FrameStat:
     abs_error: float
 
 
-def _mu_sums(model, images: torch.Tensor, device: torch.device, amp: bool, targets: torch.Tensor | None = None):
+def _mu_sums(model, images: torch.Tensor, device: torch.device, amp_dtype: torch.dtype | None,
+             targets: torch.Tensor | None = None):
     """uint8 frames ``[N,3,S,S]`` -> sum of the predicted mean map per frame ``[N]`` (float64, CPU).
     With ``targets`` ``[N,M,M]`` also ``[N,2]``: per-frame mean sigma and mean |mu - target|."""
     x = normalize_image(images.to(device, non_blocking=True))
-    with autocast_for(device, amp):
+    with autocast(device, amp_dtype):
         _, mu, logvar = depth_outputs(model(x))
     sums = mu.float().flatten(1).sum(1).double().cpu()
     if targets is None:
@@ -136,8 +134,10 @@ class FrameBatcher:
     is in eval mode, so a frame's output does not depend on which frames share its batch.
     """
 
-    def __init__(self, model, device: torch.device, frame_batch: int, amp: bool = False, stats: bool = False):
-        self.model, self.device, self.frame_batch, self.amp = model, device, max(1, int(frame_batch)), amp
+    def __init__(self, model, device: torch.device, frame_batch: int, amp_dtype: torch.dtype | None = None,
+                 stats: bool = False):
+        self.model, self.device, self.frame_batch = model, device, max(1, int(frame_batch))
+        self.amp_dtype = amp_dtype
         self.pending: list[torch.Tensor] = []   # uint8 [n_i,3,S,S] not yet scored
         self.owners: list[int] = []             # video slot of every pending frame, in order
         self.mu: dict[int, list[torch.Tensor]] = {}
@@ -168,10 +168,10 @@ class FrameBatcher:
         stats = None
         if self.targets is not None:
             targets = torch.cat(self.targets) if len(self.targets) > 1 else self.targets[0]
-            sums, stats = _mu_sums(self.model, frames[:n], self.device, self.amp, targets[:n])
+            sums, stats = _mu_sums(self.model, frames[:n], self.device, self.amp_dtype, targets[:n])
             self.targets = [targets[n:]] if targets.shape[0] > n else []
         else:
-            sums = _mu_sums(self.model, frames[:n], self.device, self.amp)
+            sums = _mu_sums(self.model, frames[:n], self.device, self.amp_dtype)
         self.pending = [frames[n:]] if frames.shape[0] > n else []
         owners, self.owners = self.owners[:n], self.owners[n:]
         start = 0
@@ -207,7 +207,7 @@ def _video_result(item, names, mu_sum, depth_sum, bad, map_hw, has_depth=None) -
 
 @torch.no_grad()
 def evaluate(model, dataset: DepthEvalDataset, device: torch.device, frame_batch: int = 64, workers: int = 2,
-             rank: int = 0, world_size: int = 1, amp: bool = False, desc: str = "eval",
+             rank: int = 0, world_size: int = 1, amp_dtype: torch.dtype | None = None, desc: str = "eval",
              frame_stats: bool = False) -> EvalResult:
     """Score every video of ``dataset``; under DDP each rank takes every world_size-th video (no
     padding) and the results are gathered, so every rank returns the full result. Frames of
@@ -219,7 +219,7 @@ def evaluate(model, dataset: DepthEvalDataset, device: torch.device, frame_batch
     indices = list(range(rank, len(dataset), world_size))
     loader = DataLoader(Subset(dataset, indices), batch_size=1, shuffle=False, num_workers=workers,
                         collate_fn=first_item, pin_memory=device.type == "cuda")
-    batcher = FrameBatcher(net, device, frame_batch, amp, stats=frame_stats)
+    batcher = FrameBatcher(net, device, frame_batch, amp_dtype, stats=frame_stats)
     videos = []
     for slot, (index, video) in enumerate(zip(indices, tqdm(loader, desc=desc, unit="video", disable=rank != 0,
                                                              leave=False))):

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from DUM.metrics.evaluation import evaluate
+from DUM.metrics.evaluation import score_metrics
 from DUM.metrics.splits import Split, split_rows
 from DUM.metrics.thresholds import farfrr, ppndf
 from DUM.scores import ScoreRow
@@ -38,7 +38,7 @@ def plot_curves(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], out
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if result is None:
-        result = evaluate(dev_rows, eval_rows)
+        result = score_metrics(dev_rows, eval_rows)
     dev, ev = split_rows(dev_rows, "dev"), split_rows(eval_rows, "eval")
     t_iso = result["thresholds"]["eer"]["threshold"]
     t_cdcn = result["cdcn_compatible"]["returned"]["val_threshold"]

@@ -31,7 +31,7 @@ import torch.nn as nn
 from data.protocols import filter_split, read_protocol
 from DUM.dataset import DepthEvalDataset, normalize_image
 from DUM.engine import evaluate
-from DUM.metrics import evaluate as evaluate_metrics
+from DUM.metrics import score_metrics
 from utils.io import InputError
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ def compare(sessions: dict, lists: dict, crop_root, image_size: int, map_size: i
     out: dict = {"lists": {k: str(v) for k, v in lists.items() if v is not None}}
     for name, res in results.items():
         test_rows = res["test"].rows if "test" in res else res["dev"].rows
-        m = evaluate_metrics(res["dev"].rows, test_rows)
+        m = score_metrics(res["dev"].rows, test_rows)
         c = m["cdcn_compatible"]["returned"]
         out[name] = {"threshold": c["val_threshold"], "dev_ACER": c["val_ACER"],
                      "test_ACER": c["test_ACER"] if "test" in res else None,

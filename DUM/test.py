@@ -39,8 +39,7 @@ from data.protocols import describe, filter_split, read_protocol
 from DUM.dataset import DepthEvalDataset
 from DUM.engine import evaluate, original_format
 from DUM.html_report import write_report
-from DUM.metrics import evaluate as evaluate_metrics
-from DUM.metrics import format_fold_summary, format_report, summarize_folds
+from DUM.metrics import format_fold_summary, format_report, score_metrics, summarize_folds
 from DUM.panels import SIGMA_MAX, write_worst_panels
 from DUM.plots import plot_curves
 from DUM.scores import write_scores
@@ -50,6 +49,7 @@ from utils.checkpoint import CheckpointError, save_checkpoint
 from utils.io import InputError, SkipReport, atomic_write_json, atomic_write_text
 from utils.run import resolve_device, run_stage, save_config
 from utils.schedule import default_workers, set_threads
+from utils.training import autocast_dtype
 
 log = logging.getLogger("DUM.test")
 
@@ -158,7 +158,8 @@ def score_fold(args, fold: int | None, out_dir: Path, device: torch.device) -> d
         log.info("%s %s: %s", split, plist, describe(items))
         crop_root = args.test_crop_root if split == "test" and args.test_crop_root else args.crop_root
         dataset = DepthEvalDataset(items, crop_root, split, arch["image_size"], map_size, report, str(plist))
-        res = evaluate(model, dataset, device, args.frame_batch, args.workers, amp=args.amp and device.type == "cuda",
+        res = evaluate(model, dataset, device, args.frame_batch, args.workers,
+                       amp_dtype=autocast_dtype("fp16" if args.amp else "off", device),
                        desc=split, frame_stats=True)
         datasets[split], stats[split] = dataset, res.frame_stats
         report.extend(res.problems)  # frames that failed at scoring time (construction problems are in already)
@@ -168,7 +169,7 @@ def score_fold(args, fold: int | None, out_dir: Path, device: torch.device) -> d
         atomic_write_text(out_dir / f"frame_scores_{split}.csv", _frames_csv(res.frames))
         results[split] = res.rows
     report.write()
-    metrics = evaluate_metrics(results["dev"], results["test"])
+    metrics = score_metrics(results["dev"], results["test"])
     metrics["inputs"] = {"dev": str(dev_list), "eval": str(test_list), "checkpoint": str(path),
                          "crop_root": str(args.crop_root), "test_crop_root": str(args.test_crop_root or args.crop_root),
                          "protocol": args.protocol, "fold": fold, "architecture": arch}

@@ -41,11 +41,12 @@ from networks import DEPTH_NETS, build_depth_net
 from utils.checkpoint import CheckpointError, load_checkpoint, unwrap
 from utils.dist import barrier, broadcast_buffers, cleanup, init_distributed
 from utils.io import InputError, SkipReport, atomic_write_text
+from utils.perf import maybe_compile
 from utils.run import config_dict, git_sha, run_stage, save_config, setup_logging
 from utils.schedule import apply_iteration_budget, default_workers, set_threads
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state
-from utils.training import (MetricsCSV, NonFiniteLossError, autocast_dtype, check_same_settings, grad_scaler,
-                            resume_path, save_on_master)
+from utils.training import (PRECISIONS, MetricsCSV, NonFiniteLossError, autocast_dtype, check_same_settings,
+                            grad_scaler, resume_path, save_on_master)
 
 log = logging.getLogger("DUM.train")
 
@@ -108,8 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--gamma", type=float, default=0.5, help="StepLR decay")
     o.add_argument("--kl-lambda", type=float, default=0.001, help="weight of the KL term")
     o.add_argument("--gen-weight", type=float, default=0.1, help="weight of the generated part of the loss")
-    o.add_argument("--amp", action="store_true",
-                   help="float16 mixed precision for training (CUDA only); dev scores stay float32")
+    o.add_argument("--amp", nargs="?", const="fp16", default="off", choices=(*PRECISIONS, "auto"),
+                   help="mixed precision for training on CUDA: bf16, fp16 (also plain --amp), auto = bf16 where the "
+                        "GPU has it; off (default) = float32. Dev scores stay float32")
+    o.add_argument("--channels-last", action="store_true",
+                   help="NHWC weights and batches (faster convolutions on GPU tensor cores; same results)")
+    o.add_argument("--compile", action="store_true",
+                   help="torch.compile the training forward (first epoch slower while it compiles; dev scoring "
+                        "runs the plain model)")
     o.add_argument("--sync-bn", action="store_true",
                    help="SyncBatchNorm under torchrun (CUDA): BatchNorm statistics over the global batch")
     e = p.add_argument_group("evaluation and run")
@@ -222,7 +229,8 @@ class TrainState:
 def build_model(args, dist) -> torch.nn.Module:
     seed_everything(args.seed)  # same initial weights on every rank
     model = build_depth_net(args.model, theta=args.theta, width=args.width, image_size=args.image_size)
-    return model.to(dist.device)
+    model = model.to(dist.device)
+    return model.to(memory_format=torch.channels_last) if args.channels_last else model
 
 
 def build_state(model: torch.nn.Module, args, dist, amp_dtype) -> TrainState:
@@ -271,7 +279,7 @@ def evaluate_dev(net, data: Data, args, dist, epoch: int, out_dir: Path) -> tupl
     """
     broadcast_buffers(unwrap(net))
     result = evaluate(net, data.dev_set, dist.device, args.frame_batch, args.workers, dist.rank, dist.world_size,
-                      False, desc=f"dev {epoch}")
+                      amp_dtype=None, desc=f"dev {epoch}")
     dev = {**dev_summary(result.rows), "epoch": epoch}
     if dist.is_main:
         write_scores(out_dir / "dev_scores.csv", result.rows)
@@ -297,7 +305,7 @@ def train(args, dist, out_dir: Path) -> dict:
 
     Extra per-epoch columns: put them into ``row`` before ``metrics.append``; MetricsCSV adds the columns.
     """
-    amp_dtype = autocast_dtype("fp16" if args.amp else "off", dist.device)
+    amp_dtype = autocast_dtype(args.amp, dist.device)
     args.train_list, args.dev_list = map(str, protocol_lists(args))
     if dist.is_main:
         save_config(args, out_dir)
@@ -310,14 +318,15 @@ def train(args, dist, out_dir: Path) -> dict:
     metrics = MetricsCSV(out_dir / "metrics.csv", METRICS_COLUMNS, state.start_epoch - 1,
                          float_format=None) if dist.is_main else None
     net = wrap_ddp(state.model, args, dist)
+    train_net = maybe_compile(net, args.compile)  # dev scoring keeps `net`: no recompiles for other shapes
     last_eval, epoch = None, state.start_epoch - 1
     for epoch in range(state.start_epoch, args.epochs + 1):
         seed_for_epoch(args.seed, epoch, dist.rank)
         data.sampler.set_epoch(epoch)
         data.train_set.set_epoch(epoch)
         t0, lr = time.time(), state.optimizer.param_groups[0]["lr"]
-        losses = train_one_epoch(net, data.loader, state.optimizer, state.scaler, dist.device, epoch, args.gen_weight,
-                                 args.kl_lambda, amp_dtype, dist.is_main)
+        losses = train_one_epoch(train_net, data.loader, state.optimizer, state.scaler, dist.device, epoch,
+                                 args.gen_weight, args.kl_lambda, amp_dtype, dist.is_main, args.channels_last)
         state.scheduler.step()  # per epoch, after training (docs/ORIGINAL.md 3.7)
         row = {"epoch": epoch, "lr": lr, **losses, "seconds": round(time.time() - t0, 2),
                "images": len(data.sampler) * args.batch_size}  # training images this epoch, all ranks together

@@ -23,10 +23,11 @@ import time
 
 import torch
 
-from DUM.engine import autocast_for, depth_outputs
+from DUM.engine import depth_outputs
 from DUM.losses import dum_loss
 from networks import DEPTH_NETS, build_depth_net
 from utils.run import resolve_device, setup_logging
+from utils.training import autocast
 
 log = logging.getLogger("bench.dum_train")
 
@@ -74,7 +75,7 @@ def bench_model(args, device, amp: bool) -> dict:
     generated = torch.arange(args.batch_size, device=device) >= int(args.batch_size * 0.75)
 
     def step():
-        with autocast_for(device, amp):
+        with autocast(device, torch.float16 if amp else None):
             pred, mu, logvar = depth_outputs(model(x))
         loss = dum_loss(pred, mu, logvar, target, generated).total
         opt.zero_grad(set_to_none=True)
@@ -89,7 +90,7 @@ def bench_model(args, device, amp: bool) -> dict:
 
     @torch.no_grad()
     def score():
-        with autocast_for(device, amp):
+        with autocast(device, torch.float16 if amp else None):
             depth_outputs(model(frames))
 
     t_eval = _timed(score, device, args.iters, args.warmup)

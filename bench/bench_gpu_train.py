@@ -46,8 +46,9 @@ import networks.cdcn as cdcn_module
 from DUM.engine import depth_outputs
 from DUM.losses import dum_loss
 from networks import build_depth_net
-from utils.perf import autocast, maybe_compile, tf32, to_channels_last
+from utils.perf import maybe_compile, tf32, to_channels_last
 from utils.run import resolve_device, setup_logging
+from utils.training import autocast
 
 log = logging.getLogger("bench.gpu_train")
 VARIANTS = {  # name: (autocast dtype, TF32, channels-last, compile)

@@ -23,6 +23,7 @@ from data.protocols import read_protocol
 from DUM import test as dum_test
 from DUM import train as dum_train
 from DUM.dataset import normalize_image
+from networks import build_depth_net
 from utils.io import read_image
 
 TINY = ["--image-size", "64", "--width", "0.25", "--batch-size", "8", "--ratio", "0.75", "--workers", "0",
@@ -434,3 +435,54 @@ def test_amp_training_scores_dev_in_float32(tree, tmp_path):
     single = {r["video_id"]: float(r["score"]) for r in _read_csv(test_out / "scores_dev.csv")}
     for r in _read_csv(out / "dev_scores.csv"):
         assert float(r["score"]) == pytest.approx(single[r["video_id"]], rel=2e-4), r["video_id"]  # fp16: ~1e-3
+
+
+def test_channels_last_trains_like_the_default_layout(trained, tree, tmp_path):
+    """--channels-last changes the memory layout only: the same losses and weights as the default run
+    (to float32 rounding: NHWC convolutions sum in another order), a checkpoint test.py loads as usual."""
+    out = tmp_path / "cl"
+    _train(tree["crop_root"], out, "--epochs", "2", "--channels-last")
+    ra, rb = _read_csv(trained["out"] / "metrics.csv"), _read_csv(out / "metrics.csv")
+    # epoch 1: the same weights, NHWC rounding only; epoch 2: after one Adam step, whose first update is
+    # about lr * sign(gradient), so rounding that flips a near-zero gradient moves that weight by 2 lr
+    for (a, b), rel in zip(zip(ra, rb), (1e-5, 1e-2)):
+        for col in ("loss", "mse", "cdl", "kl"):
+            assert float(b[col]) == pytest.approx(float(a[col]), rel=rel, abs=1e-6), (a["epoch"], col)
+    a = torch.load(trained["out"] / "last.pt", weights_only=True)["model"]
+    b = torch.load(out / "last.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    # two Adam steps at lr 1e-4 move a weight by at most about 2e-4 however the rounding falls
+    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].is_floating_point())
+    assert worst < 1e-3
+    model = build_depth_net("CDCN_U", width=0.25, image_size=64)
+    model.load_state_dict(b)  # an NHWC-strided state_dict loads into the default layout
+
+
+def test_amp_flag_takes_a_precision_and_plain_amp_means_fp16():
+    parse = dum_train.build_parser().parse_args
+    assert parse([]).amp == "off"
+    assert parse(["--amp"]).amp == "fp16"
+    assert parse(["--amp", "bf16"]).amp == "bf16"
+    with pytest.raises(SystemExit):
+        parse(["--amp", "fp8"])
+
+
+def test_compile_trains_through_dynamo_and_saves_plain_keys(trained, tree, tmp_path, monkeypatch):
+    """--compile: the training forward goes through torch.compile (Dynamo's graph capture with the eager
+    backend here: Inductor's C++ code generation takes minutes on a small CPU), dev is scored by the
+    plain model, and the checkpoint holds the plain keys (no ``_orig_mod.``) with the same losses."""
+    calls = []
+
+    def eager_compile(model, enabled, mode=None):
+        calls.append(enabled)
+        return torch.compile(model, backend="eager") if enabled else model
+
+    monkeypatch.setattr(dum_train, "maybe_compile", eager_compile)
+    out = tmp_path / "compiled"
+    _train(tree["crop_root"], out, "--epochs", "2", "--compile")
+    assert calls == [True]
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert not any("_orig_mod" in k for k in ckpt["model"])
+    ra, rb = _read_csv(trained["out"] / "metrics.csv"), _read_csv(out / "metrics.csv")
+    for (a, b), rel in zip(zip(ra, rb), (1e-5, 1e-2)):  # as for --channels-last
+        assert float(b["loss"]) == pytest.approx(float(a["loss"]), rel=rel), a["epoch"]

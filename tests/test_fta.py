@@ -42,7 +42,7 @@ EVAL = _rows([
 
 
 def test_fta_as_errors_in_both_rows_hand_computed():
-    res = M.evaluate(DEV, EVAL)
+    res = M.score_metrics(DEV, EVAL)
     assert res["fta_rule"]["rule"] == "error"
     assert res["cdcn_compatible"]["returned"]["val_threshold"] == pytest.approx(0.7)
     assert 0.3 < res["thresholds"]["eer"]["threshold"] <= 0.7
@@ -62,18 +62,18 @@ def test_fta_as_errors_in_both_rows_hand_computed():
 
 
 def test_fta_drop_rule_leaves_them_out():
-    res = M.evaluate(DEV, EVAL, fta_rule="drop")
+    res = M.score_metrics(DEV, EVAL, fta_rule="drop")
     cd, iso = res["rows"]["cdcn_compatible"], res["rows"]["iso_30107_3"]
     assert cd["APCER"] == pytest.approx(1 / 5) and cd["BPCER"] == pytest.approx(1 / 3)
     assert iso["APCER_per_attack_type"] == pytest.approx({"print": 0.0, "replay": 1 / 3})
     assert iso["BPCER"] == pytest.approx(1 / 3) and iso["APNRR_eval"] == pytest.approx(3 / 8)
     with pytest.raises(ValueError, match="fta_rule"):
-        M.evaluate(DEV, EVAL, fta_rule="ignore")
+        M.score_metrics(DEV, EVAL, fta_rule="ignore")
 
 
 def test_without_fta_both_rules_agree():
     finite = [r for r in EVAL if not math.isnan(r.score)]
-    a, b = M.evaluate(DEV, finite), M.evaluate(DEV, finite, fta_rule="drop")
+    a, b = M.score_metrics(DEV, finite), M.score_metrics(DEV, finite, fta_rule="drop")
     assert a["rows"] == b["rows"]
 
 

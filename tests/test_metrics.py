@@ -41,7 +41,7 @@ def results(ref, expected) -> dict:
     for name, exp in expected.items():
         dev = M.read_scores(ref / exp["dev_file"], _fmt(name))
         ev = M.read_scores(ref / exp["eval_file"], _fmt(name))
-        out[name] = M.evaluate(dev, ev)
+        out[name] = M.score_metrics(dev, ev)
     return out
 
 
@@ -256,7 +256,7 @@ def tiny_rows():
 
 def test_tiny_case_ties_at_threshold_both_rules():
     rows = tiny_rows()
-    res = M.evaluate(rows, rows, targets=(0.5,))
+    res = M.score_metrics(rows, rows, targets=(0.5,))
     # bob EER search: |FAR-FRR| is 1/4 at 0.4 and at 0.55; ties go to the later candidate
     assert res["dev_eer"]["threshold"] == (0.5 + 0.6) / 2
     assert (res["dev_eer"]["far"], res["dev_eer"]["frr"], res["dev_eer"]["eer"]) == (0.25, 0.5, 0.375)
@@ -396,7 +396,7 @@ def test_original_cdcn_score_files(tmp_path, ref, expected):
         rows = M.read_scores(ref / f"pai-scores-{split}.csv")
         paths[split] = tmp_path / f"{split}_score.txt"
         paths[split].write_text("".join(f"{r.score} {r.label}\n" for r in rows))
-    res = M.evaluate(M.read_scores(paths["dev"], "cdcn"), M.read_scores(paths["eval"], "cdcn"))
+    res = M.score_metrics(M.read_scores(paths["dev"], "cdcn"), M.read_scores(paths["eval"], "cdcn"))
     exp = expected["pai"]["cdcn_compatible"]
     assert not compare(exp["returned"], res["cdcn_compatible"]["returned"], exact=False)
     assert res["cdcn_compatible"]["returned"]["val_threshold"] == exp["returned"]["val_threshold"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from DUM.metrics import evaluate
+from DUM.metrics import score_metrics
 from DUM.report import collect, main, mean_std, row_values
 from DUM.scores import ScoreRow
 from utils.io import atomic_write_json
@@ -24,7 +24,7 @@ TEST_B = [ScoreRow("t1", 1, "", 0.9), ScoreRow("t2", 1, "", 0.95), ScoreRow("t3"
 
 
 def write_run(folder: Path, test_rows, bench=None, inputs=None) -> Path:
-    metrics = evaluate(DEV, test_rows)
+    metrics = score_metrics(DEV, test_rows)
     metrics["inputs"] = inputs or {"dev": "dev.csv", "eval": "test.csv", "protocol": "x.csv", "fold": None}
     atomic_write_json(folder / "metrics.json", metrics)
     if bench:

@@ -1,4 +1,5 @@
-"""Speed settings of a training step that change no code path: TF32, bf16 autocast, channels-last, compile.
+"""Speed settings of a training step that change no code path: TF32, channels-last, compile (the
+precision policy, autocast included, is utils/training.py's).
 
 One place for the switches the GPU benchmark (bench/bench_gpu_train.py) measures, so a training
 script can take the same ones. TF32: PyTorch enables it for cuDNN convolutions by default
@@ -8,12 +9,12 @@ differ at that level.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 
-__all__ = ["tf32", "autocast", "to_channels_last", "maybe_compile"]
+__all__ = ["tf32", "to_channels_last", "maybe_compile"]
 
 
 @contextmanager
@@ -25,11 +26,6 @@ def tf32(enabled: bool):
         yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    """bf16/fp16 autocast on ``device`` (None: full precision)."""
-    return nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def to_channels_last(model: nn.Module, x: torch.Tensor | None = None):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from DUM.metrics.cdcn import (CdcnThreshold, all_arrays, cdcn_compatible, cdcn_errors,  # noqa: F401
                                cdcn_errors_fta, cdcn_threshold, finite_arrays)
-from DUM.metrics.evaluation import EOWN_NOTE, FTA_RULES, dev_metrics, evaluate  # noqa: F401
+from DUM.metrics.evaluation import EOWN_NOTE, FTA_RULES, dev_metrics, score_metrics  # noqa: F401
 from DUM.metrics.folds import summarize_folds  # noqa: F401
 from DUM.metrics.iso import DEFAULT_TARGETS, dev_thresholds, fta_adjusted, iso_block  # noqa: F401
 from DUM.metrics.report import format_fold_summary, format_report  # noqa: F401

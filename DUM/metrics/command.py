@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from DUM.metrics.evaluation import FTA_RULES, evaluate
+from DUM.metrics.evaluation import FTA_RULES, score_metrics
 from DUM.metrics.folds import summarize_folds
 from DUM.metrics.iso import DEFAULT_TARGETS
 from DUM.metrics.report import format_fold_summary, format_report
@@ -57,7 +57,7 @@ def run(args) -> dict:
     for i, (dev_path, eval_path) in enumerate(zip(args.dev, args.eval)):
         dev_rows, eval_rows = read_scores(dev_path, args.format), read_scores(eval_path, args.format)
         logger.info("dev %s: %d rows; eval %s: %d rows", dev_path, len(dev_rows), eval_path, len(eval_rows))
-        result = evaluate(dev_rows, eval_rows, n_points=args.points, min_far=args.min_far, targets=args.targets,
+        result = score_metrics(dev_rows, eval_rows, n_points=args.points, min_far=args.min_far, targets=args.targets,
                           fta_rule=args.fta_rule)
         result["inputs"] = {"dev": str(dev_path), "eval": str(eval_path), "format": args.format}
         report = format_report(result)

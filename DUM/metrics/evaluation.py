@@ -1,4 +1,4 @@
-"""Both rows together for a dev/eval pair (``evaluate``), and dev-only numbers for model selection."""
+"""Both rows together for a dev/eval pair (``score_metrics``), and dev-only numbers for model selection."""
 from __future__ import annotations
 
 import logging
@@ -27,7 +27,7 @@ EOWN_NOTE = ("eval EER at a threshold chosen on eval itself: for completeness on
              "biased, NOT a reportable number")
 
 
-def evaluate(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], *, n_points: int = 100,
+def score_metrics(dev_rows: Sequence[ScoreRow], eval_rows: Sequence[ScoreRow], *, n_points: int = 100,
              min_far: int = -8, targets: Sequence[float] = DEFAULT_TARGETS, fta_rule: str = "error") -> dict:
     """Both rows, every threshold (all chosen on dev), curves and counts; a JSON-serialisable dict.
 

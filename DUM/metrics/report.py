@@ -1,4 +1,4 @@
-"""The text report of ``evaluate``'s result and of a fold summary."""
+"""The text report of ``score_metrics``'s result and of a fold summary."""
 from __future__ import annotations
 
 
