@@ -43,7 +43,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from DUM.inference import FaceCropper, collect_inputs, load_torch_model, normalize
+from data.media import collect_inputs
+from DUM.engine import depth_outputs
+from DUM.inference import FaceCropper, load_torch_model, normalize
 from DUM.quantize import (FLOAT_LAYER_CHOICES, calibration_batches, compare, eval_dataset, float_node_names,
                           format_comparison, name_nodes, quantize_int8)
 from networks.cdc import set_cdc_fold
@@ -131,7 +133,6 @@ class MeanLogvar(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor):
-        from DUM.engine import depth_outputs
 
         _, mu, logvar = depth_outputs(self.net(x))
         return (mu,) if logvar is None else (mu, logvar)

@@ -27,7 +27,7 @@ from data.protocol_args import default_out_dir, generated_list_name, generated_p
 from data.protocol_args import protocol_arg, resolve_list  # noqa: E402
 from utils.checkpoint import CheckpointError  # noqa: E402
 from utils.io import InputError  # noqa: E402
-from utils.run import run_stage, save_config  # noqa: E402
+from utils.run import resolve_device, run_stage, save_config  # noqa: E402
 
 log = logging.getLogger("generated")
 
@@ -93,7 +93,7 @@ def resolve_protocols(args) -> None:
 
 
 def run(args) -> dict:
-    from generation.sampling import generate  # deferred: loads torch, cv2 and MediaPipe
+    from generation.sampling import generate  # deferred: torch and the generator stack load only when the stage runs (--help answers at once)
 
     resolve_protocols(args)
     save_config(args, args.out_path)
@@ -110,7 +110,6 @@ def diagnostics(args) -> dict | None:
     from generation.dataset import GenDataset
     from generation.diagnostics import real_pairs, sampled_pair_diagnostics
     from generation.trainer import load_generator, load_identity_net
-    from utils.run import resolve_device
 
     device = resolve_device(args.device)
     vae, ckpt = load_generator(args.checkpoint, device)

@@ -30,8 +30,9 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from DUM.inference import (DECISION_RULE, JPEG_QUALITY, TEST_SCALE, FaceCropper, collect_inputs, decide,
-                           iter_frames, load_depth_model, score_crops, torch_threads)
+from data.media import JPEG_QUALITY, collect_inputs, iter_frames
+from DUM.inference import (DECISION_RULE, TEST_SCALE, FaceCropper, decide, load_depth_model, score_crops,
+                           torch_threads)
 from DUM.panels import SIGMA_MAX, write_panel
 from networks.fold import fold_for_inference
 from networks.registry import DEPTH_NETS
@@ -175,7 +176,8 @@ def run(args) -> dict:
         return predict_files(args, files, out_dir, device)
 
 
-def predict_files(args, files, out_dir: Path, device) -> dict:
+def load_model(args, device):
+    """The depth model of --checkpoint (BatchNorm folded unless --no-fold-bn) and its decision threshold."""
     model = load_depth_model(args.checkpoint, device=device, threads=args.threads, model=args.model,
                              theta=args.theta, width=args.width, image_size=args.image_size)
     if model.kind == "torch" and args.fold_bn:
@@ -183,6 +185,13 @@ def predict_files(args, files, out_dir: Path, device) -> dict:
     threshold, source = model.decision_threshold(args.threshold)
     log.info("model %s (%s, %s, input %d, map %d)", model.source, model.kind, model.arch, model.image_size, model.map_size)
     print(f"threshold {threshold:.6g} ({DECISION_RULE}) from {source}", flush=True)
+    return model, threshold, source
+
+
+def predict_files(args, files, out_dir: Path, device) -> dict:
+    """Every frame of ``files`` in batches: faces cropped, scored and decided, one row each (plus a row
+    per video and per skipped frame), printed as they come and written to predictions.csv."""
+    model, threshold, source = load_model(args, device)
     cropper = FaceCropper(model.image_size, model.map_size, scale=args.scale, jpeg_quality=args.jpeg_quality,
                           all_faces=args.all_faces, min_face=args.min_face, device=device,
                           max_side=args.max_side, face_rule=args.face_rule)

@@ -27,6 +27,7 @@ log = logging.getLogger("train_generator")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every flag with its default and help, one per line, grouped (long, but only a list)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--img-root", default="oulu_images", help="full-frame tree holding train_img_flod/ and train_bbox_flod/")

@@ -29,24 +29,26 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 import torch
 
 from data.boxes import Box, crop_face
-from data.extract_frame import VIDEO_SUFFIXES
+from data.face_depth import FaceDepthEstimator
+from data.media import JPEG_QUALITY, jpeg_roundtrip
+from data.mtcnn import MTCNN, select_face
+from DUM.dataset import normalize_image
 from DUM.denominator import FALLBACK_NOTE, frame_score
+from DUM.engine import depth_outputs
 from networks.registry import load_model
 from utils.checkpoint import CheckpointError
-from utils.io import InputError, read_image
+from utils.io import InputError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 TEST_SCALE = 1.3       # crop_dataset.py --test-scale: the dev/test crop scale (CDCN's fixed 1.3)
-JPEG_QUALITY = 95      # what extract_frame.py, depth.py and crop_dataset.py store their JPEGs at
 DECISION_RULE = "live iff score > threshold"
 
 
@@ -109,7 +111,6 @@ class TorchDepthModel(DepthModel):
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        from DUM.engine import depth_outputs
 
         _, mu, logvar = depth_outputs(self.net(x.to(self.device)))
         return mu.float().cpu(), None if logvar is None else logvar.float().cpu()
@@ -203,14 +204,6 @@ def load_depth_model(path, device="cpu", threads: int = 0, **overrides) -> Depth
 # Faces: box, crop and depth exactly as the data stages make them
 
 
-def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
-    """The pixels a stage reads back after storing ``image`` as JPEG at ``quality`` (BGR or grey)."""
-    ok, buf = cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
-    if not ok:
-        raise InputError("could not JPEG-encode an image")
-    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if image.ndim == 2 else cv2.IMREAD_COLOR)
-
-
 @dataclass
 class FaceCrop:
     face: int                    # 0-based index among the faces kept in the frame
@@ -230,8 +223,6 @@ class FaceCropper:
                  jpeg_quality: int = JPEG_QUALITY, all_faces: bool = False, min_face: float = 40.0,
                  scale_factor: float = 0.709, thresholds: Sequence[float] = (0.6, 0.7, 0.7), device="cpu",
                  detector=None, depth_estimator=None, max_side: int = 0, face_rule: str = "first"):
-        from data.face_depth import FaceDepthEstimator
-        from data.mtcnn import MTCNN
 
         self.image_size, self.map_size, self.scale = int(image_size), int(map_size), float(scale)
         self.jpeg_quality, self.all_faces, self.face_rule = int(jpeg_quality), bool(all_faces), face_rule
@@ -245,7 +236,6 @@ class FaceCropper:
 
     def boxes(self, frames_bgr: Sequence[np.ndarray]) -> list[list[Box]]:
         """Per frame, the boxes kept: the data stage's one face (``face_rule``, data/bbox.py), or all."""
-        from data.mtcnn import select_face
 
         found = self.detector.detect_batch([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames_bgr])
         out = []
@@ -284,7 +274,6 @@ class FaceCropper:
 
 def normalize(images_rgb: Sequence[np.ndarray]) -> torch.Tensor:
     """uint8 RGB [S,S,3] list -> ``[B,3,S,S]`` float32, (x - 127.5) / 128 as DUM/test.py feeds it."""
-    from DUM.dataset import normalize_image
 
     x = torch.from_numpy(np.ascontiguousarray(np.stack(images_rgb).transpose(0, 3, 1, 2)))
     return normalize_image(x)
@@ -353,75 +342,6 @@ def depth_panel(crop_rgb: np.ndarray, mu: np.ndarray) -> np.ndarray:
 # Inputs: image files, folders, videos
 
 
-@dataclass
-class Frame:
-    file: str
-    frame: int | None            # 1-based index in the video (decode order); None for a still image
-    image: np.ndarray | None     # BGR uint8 as the data stages would read it
-    problem: str = ""            # why there is no image (unreadable file, undecodable video)
-    video: bool = False
-
-
-def collect_inputs(paths: Sequence) -> list[Path]:
-    """Files named directly plus every image/video under the folders named (recursive, sorted).
-    Paths that do not exist are an error naming all of them."""
-    missing = [str(p) for p in paths if not Path(p).exists()]
-    if missing:
-        raise InputError(f"input path(s) not found: {', '.join(missing)}")
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
-            if not found:
-                log.warning("%s: no images (%s) or videos (%s) inside", p, " ".join(IMAGE_SUFFIXES), " ".join(VIDEO_SUFFIXES))
-            files += found
-        else:
-            files.append(p)
-    return files
-
-
-def video_frames(path: Path, every: int = 1, max_frames: int = 0, jpeg_quality: int = JPEG_QUALITY) -> Iterator[Frame]:
-    """Frames 1, 1+K, 1+2K, ... (true 1-based index kept), each stored as extract_frame.py stores it."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        yield Frame(str(path), None, None, "cannot open video (corrupt, truncated or unsupported codec)", True)
-        return
-    n = kept = 0
-    try:
-        while max_frames <= 0 or kept < max_frames:
-            if not cap.grab():
-                break
-            n += 1
-            if (n - 1) % every:
-                continue
-            ok, frame = cap.retrieve()
-            if not ok or frame is None:
-                break
-            kept += 1
-            yield Frame(str(path), n, jpeg_roundtrip(frame, jpeg_quality) if jpeg_quality > 0 else frame, "", True)
-    finally:
-        cap.release()
-    if kept == 0:
-        yield Frame(str(path), None, None, "no frames could be decoded (empty or corrupt video)", True)
-
-
-def iter_frames(files: Sequence[Path], every: int = 1, max_frames: int = 0,
-                jpeg_quality: int = JPEG_QUALITY) -> Iterator[Frame]:
-    """Every frame to score, file by file in order; unreadable files come as a Frame with a problem."""
-    if every < 1:
-        raise InputError(f"--every must be >= 1, got {every}")
-    for path in files:
-        if path.suffix.lower() in VIDEO_SUFFIXES:
-            yield from video_frames(path, every, max_frames, jpeg_quality)
-            continue
-        try:
-            yield Frame(str(path), None, read_image(path))
-        except InputError as exc:
-            yield Frame(str(path), None, None, str(exc))
-
-
-__all__ = ["DECISION_RULE", "IMAGE_SUFFIXES", "JPEG_QUALITY", "TEST_SCALE", "DepthModel",
-           "FaceCrop", "FaceCropper", "FaceScore", "Frame", "OnnxDepthModel", "TorchDepthModel",
-           "collect_inputs", "decide", "depth_panel", "frame_scores", "iter_frames", "jpeg_roundtrip",
-           "load_depth_model", "load_onnx_model", "load_torch_model", "normalize", "score_crops", "torch_threads",
-           "video_frames"]
+__all__ = ["DECISION_RULE", "TEST_SCALE", "DepthModel", "FaceCrop", "FaceCropper", "FaceScore", "OnnxDepthModel",
+           "TorchDepthModel", "decide", "depth_panel", "frame_scores", "load_depth_model", "load_onnx_model",
+           "load_torch_model", "normalize", "score_crops", "torch_threads"]

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 
+from data import bbox
 from data.mtcnn import MTCNN
 from utils.io import atomic_write_json
 from utils.run import setup_logging
@@ -96,7 +97,6 @@ def bench_detect(frames: list[np.ndarray], min_face: float, batch: int, seconds:
 
 
 def bench_stage(frames: list[np.ndarray], count: int, threads: int, batch: int, max_side: int = 0) -> dict:
-    from data import bbox
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "oulu_images"
@@ -133,12 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> list[dict]:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     setup_logging(None)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     if any(m < 0 for m in args.max_sides):
-        p.error(f"--max-sides must be >= 0, got {args.max_sides}")
+        parser.error(f"--max-sides must be >= 0, got {args.max_sides}")
     width, height = args.size
     frames = [fit_frame(image, width, height) for image in load_photos(Path(args.samples_dir)).values()]
     log.info("%d photos fitted into %dx%d; torch threads %d; load average %s", len(frames), width, height,

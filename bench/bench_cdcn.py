@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from networks.cdc import set_cdc_fold
 from networks.cdcn_u import CDCN_u
+from utils.io import atomic_write_json
 from utils.run import setup_logging
 
 log = logging.getLogger(__name__)
@@ -232,7 +233,6 @@ def run(args) -> dict:
             results.append(rows[v])
     _report(results, variants[0])
     if args.json_out:
-        from utils.io import atomic_write_json
         atomic_write_json(args.json_out, results)
     return {"results": results}
 

@@ -22,9 +22,13 @@ import statistics
 import time
 
 import torch
+from torch.utils.data import DataLoader
 
+from data.protocols import read_protocol
+from DUM.dataset import AugmentConfig, DepthTrainDataset
 from DUM.engine import depth_outputs
 from DUM.losses import dum_loss
+from DUM.sampler import RealGeneratedBatchSampler
 from networks import DEPTH_NETS, build_depth_net
 from utils.run import resolve_device, setup_logging
 from utils.training import autocast
@@ -104,11 +108,6 @@ def bench_model(args, device, amp: bool) -> dict:
 
 
 def bench_loader(args) -> dict:
-    from torch.utils.data import DataLoader
-
-    from data.protocols import read_protocol
-    from DUM.dataset import AugmentConfig, DepthTrainDataset
-    from DUM.sampler import RealGeneratedBatchSampler
 
     items = read_protocol(args.train_list)
     ds = DepthTrainDataset(items, args.crop_root, "train", args.image_size, args.image_size // 8, AugmentConfig())

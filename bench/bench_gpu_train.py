@@ -41,11 +41,17 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, RandomSampler
 
 import networks.cdcn as cdcn_module
+from data.frames import depth_name, frame_name, split_dirs
+from data.protocols import read_protocol
+from DUM.dataset import AugmentConfig, DepthTrainDataset
 from DUM.engine import depth_outputs
 from DUM.losses import dum_loss
+from generation.losses import kl_loss, reconstruction_loss
 from networks import build_depth_net
+from networks.vae import DualVAE
 from utils.perf import maybe_compile, tf32, to_channels_last
 from utils.run import resolve_device, setup_logging
 from utils.training import autocast
@@ -231,8 +237,6 @@ def fused_check(args, device) -> dict:
 
 def synthetic_tree(root: Path, size: int = 256, videos: int = 8, frames: int = 8) -> Path:
     """A crop tree of smooth random 256 px JPEG faces and depth maps, with its train list."""
-    from data.frames import depth_name, frame_name, split_dirs
-
     dirs, rng, lines = split_dirs(root, "train"), np.random.default_rng(0), []
     for v in range(videos):
         video = f"1_1_{v + 1:02d}_{1 + v % 5}"
@@ -248,11 +252,6 @@ def synthetic_tree(root: Path, size: int = 256, videos: int = 8, frames: int = 8
 
 
 def bench_loader(args, workers: int, tmp: Path) -> float:
-    from torch.utils.data import DataLoader, RandomSampler
-
-    from data.protocols import read_protocol
-    from DUM.dataset import AugmentConfig, DepthTrainDataset
-
     crop_root, train_list = (args.crop_root, args.train_list) if args.crop_root else (tmp, tmp / "Train.txt")
     ds = DepthTrainDataset(read_protocol(train_list), crop_root, "train", args.image_size, args.image_size // 8,
                            AugmentConfig())
@@ -266,9 +265,6 @@ def bench_loader(args, workers: int, tmp: Path) -> float:
 
 
 def bench_generator(args, device, dtype) -> float:
-    from generation.losses import kl_loss, reconstruction_loss
-    from networks.vae import DualVAE
-
     torch.manual_seed(0)
     vae = DualVAE.from_config(image_size=args.gen_size, width=args.gen_width).to(device).train()
     opt = torch.optim.Adam(vae.parameters(), lr=2e-4)

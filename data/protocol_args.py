@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from data.protocols import filter_split, oulu_file_name, oulu_protocol_dir, read_protocol
+from data.oulu_protocols import oulu_file_name, oulu_protocol_dir
+from data.protocols import filter_split, read_protocol
 from utils.io import InputError
 
 OULU_PROTOCOLS = (1, 2, 3, 4)

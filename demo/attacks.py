@@ -140,6 +140,26 @@ _DEVICES = {
 _SUBPIXEL_ROWS = np.float32([1.0, 1.0, 0.3])  # the dark matrix between pixel rows
 
 
+def device_textures(dev: dict, nx: int, ny: int, bz: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A replay device in texels (three per screen pixel, the bezel ``bz`` wide around them): the
+    bezel's colour with a top-to-bottom shading, the device's alpha (rounded corners), and the RGB
+    sub-pixel stripe mask of the ``nx`` x ``ny`` screen."""
+    th, tw = 3 * ny + 2 * bz, 3 * nx + 2 * bz
+    bezel = np.empty((th, tw, 3), np.float32)
+    bezel[:] = np.float32(dev["bezel_colour"])
+    bezel *= (1 + 0.15 * np.linspace(1, -1, th, dtype=np.float32))[:, None, None]
+    alpha_tex = np.zeros((th, tw), np.float32)
+    r = bz // 2  # rounded corners
+    cv2.rectangle(alpha_tex, (r, 0), (tw - 1 - r, th - 1), 1.0, -1)
+    cv2.rectangle(alpha_tex, (0, r), (tw - 1, th - 1 - r), 1.0, -1)
+    for x, y in ((r, r), (tw - 1 - r, r), (r, th - 1 - r), (tw - 1 - r, th - 1 - r)):
+        cv2.circle(alpha_tex, (x, y), r, 1.0, -1)
+    mask = np.zeros((3, 3, 3), np.float32)
+    for ch in range(3):
+        mask[:, ch, ch] = _SUBPIXEL_ROWS * 3 / _SUBPIXEL_ROWS.mean()
+    return bezel, alpha_tex, np.tile(mask, (ny, nx, 1))
+
+
 def render_replay(rng, portrait: Portrait, look: UserLook, room: Room, size, frames: int,
                   file_id: int) -> Iterator[np.ndarray]:
     """A screen replaying a recording of the photo: the emitted sub-pixel image goes through the
@@ -154,19 +174,7 @@ def render_replay(rng, portrait: Portrait, look: UserLook, room: Room, size, fra
     source = crop_around_face(rgb, face, dev["face_frac"], nx, ny)  # the recording the attacker plays
     bz = int(dev["bezel"] * 3 * ny)
     th, tw = 3 * ny + 2 * bz, 3 * nx + 2 * bz
-    bezel = np.empty((th, tw, 3), np.float32)
-    bezel[:] = np.float32(dev["bezel_colour"])
-    bezel *= (1 + 0.15 * np.linspace(1, -1, th, dtype=np.float32))[:, None, None]
-    alpha_tex = np.zeros((th, tw), np.float32)
-    r = bz // 2  # rounded corners
-    cv2.rectangle(alpha_tex, (r, 0), (tw - 1 - r, th - 1), 1.0, -1)
-    cv2.rectangle(alpha_tex, (0, r), (tw - 1, th - 1 - r), 1.0, -1)
-    for x, y in ((r, r), (tw - 1 - r, r), (r, th - 1 - r), (tw - 1 - r, th - 1 - r)):
-        cv2.circle(alpha_tex, (x, y), r, 1.0, -1)
-    mask = np.zeros((3, 3, 3), np.float32)
-    for ch in range(3):
-        mask[:, ch, ch] = _SUBPIXEL_ROWS * 3 / _SUBPIXEL_ROWS.mean()
-    mask = np.tile(mask, (ny, nx, 1))
+    bezel, alpha_tex, mask = device_textures(dev, nx, ny, bz)
     # what the device reflects (bezel, the room in the glass, a lamp's glare) is smooth: it lives on
     # a grid 4x coarser than the sub-pixels and goes straight to the sensor
     coarse = 4

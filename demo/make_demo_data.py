@@ -57,7 +57,8 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from data.protocols import make_oulu_protocol, write_protocol
+from data.oulu_protocols import make_oulu_protocol
+from data.protocols import write_protocol
 # split_users, _PRINTERS and print_sheet are imported for tests/test_demo_data.py, which reaches the
 # builder's pieces through this module
 from demo.attacks import _PRINTERS, print_sheet  # noqa: F401

@@ -29,8 +29,8 @@ Generated live faces on which no face mesh is found (``--on-no-face``):
 """
 from __future__ import annotations
 
-import io
 import csv
+import io
 import json
 import logging
 import random
@@ -45,9 +45,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from data.face_depth import FaceDepthEstimator
 from data.frames import depth_name, split_dirs
-from generation.checkpoint import load_generator, parameter_checksum
 from data.protocols import read_protocol
+from generation.checkpoint import load_generator, parameter_checksum
 from networks.vae import decode_pairs
 from utils.io import InputError, SkipReport, atomic_imwrite, atomic_write_json, atomic_write_text
 from utils.run import resolve_device
@@ -274,7 +275,6 @@ def generate(args) -> dict:
     checksum = parameter_checksum(vae)
     log.info("generator %s (epoch %s, %s, checksum %s...)", args.checkpoint, ckpt.get("epoch"), ckpt["model"],
              checksum[:12])
-    from data.face_depth import FaceDepthEstimator  # deferred: MediaPipe, only needed once sampling starts
 
     estimator = FaceDepthEstimator()
     report = SkipReport(out_path / "skipped.csv")

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from data.protocols import oulu_protocol_files, parse_oulu_id, read_protocol
+from data.oulu_protocols import oulu_protocol_files
+from data.protocols import parse_oulu_id, read_protocol
 from demo import make_demo_data as demo
 
 SIZE = (320, 240)  # the default: smaller frames make replay faces too small for the face mesh

@@ -151,7 +151,8 @@ def test_face_without_depth_map_is_scored_with_the_template(tiny):
     over the face template's depth sum (DUM/denominator.py), and the row says so."""
     from data.boxes import Box
     from DUM.denominator import template_depth_sum
-    from DUM.inference import FaceCropper, Frame, load_torch_model, score_crops
+    from data.media import Frame
+    from DUM.inference import FaceCropper, load_torch_model, score_crops
 
     ramp = np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))
     image = cv2.merge([ramp, ramp[:, ::-1], ramp])

@@ -5,10 +5,8 @@ import logging
 
 import pytest
 
-from data.protocols import (ProtocolItem, describe, filter_split, format_protocol, generated_domain, is_generated_id,
-                            make_oulu_protocol, oulu_file_name, oulu_folds, oulu_label_and_type, oulu_pai,
-                            oulu_protocol_files, oulu_protocol_subset, parse_oulu_id, read_protocol,
-                            video_id_from_path, write_protocol)
+from data.oulu_protocols import make_oulu_protocol, oulu_file_name, oulu_folds, oulu_protocol_files, oulu_protocol_subset
+from data.protocols import ProtocolItem, describe, filter_split, format_protocol, generated_domain, is_generated_id, oulu_label_and_type, oulu_pai, parse_oulu_id, read_protocol, video_id_from_path, write_protocol
 from utils.io import InputError
 
 OULU_TEXT = "+1,1_1_01_1\n-1,1_1_01_2\n-1,1_1_01_3\n-1,1_1_01_4\n-2,1_1_01_5\n+1,6_3_55_1\n"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence, TypeVar
 if TYPE_CHECKING:  # torch is imported lazily: CLI tools such as DUM.metrics never need it
     import torch
 
-from utils.io import atomic_write_json
+from utils.io import InputError, atomic_write_json
 
 T = TypeVar("T")
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -113,7 +113,6 @@ def run_stage(run_fn, args, log_dir=None, errors: tuple = (), log_file: str = "l
     """The body of a stage script's ``main()``: log to the console and ``<log_dir>/<log_file>`` (when
     ``log_dir`` is given), call ``run_fn(args)``, and turn a user error (InputError, plus ``errors``
     such as CheckpointError) into its message and exit status 2 instead of a traceback."""
-    from utils.io import InputError
 
     if log_dir is not None:
         setup_logging(log_dir, filename=log_file)

@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from data.benchmarks.common import VIDEO_SUFFIXES, Built, child_dir, compare_counts, counts, fold_names, item
-from data.protocols import SPLIT_NAMES, oulu_protocol_files, oulu_protocol_subset, read_protocol
+from data.oulu_protocols import oulu_protocol_files, oulu_protocol_subset
+from data.protocols import SPLIT_NAMES, read_protocol
 from utils.io import InputError
 
 FOLDERS = {"train": "Train_files", "dev": "Dev_files", "test": "Test_files"}
