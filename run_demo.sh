@@ -18,7 +18,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-WORK="demo_work"; VIDEO_ROOT=""; PROTOCOL_DIR=""; PROTOCOL=1; FOLD=""; PROFILE=""; IP_MODEL=""; FORCE=0
+WORK="demo_work"; VIDEO_ROOT=""; PROTOCOL_DIR=""; PROTOCOL=1; FOLD=""; PROFILE=""; IP_MODEL=""; FORCE=0; SEED=0
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; cat <<'EOT'
 Options:
   --work-dir DIR      where every output goes (default demo_work)
@@ -30,6 +30,8 @@ Options:
   --profile NAME      smoke | demo | paper (default: demo, or paper with --data-root)
   --smoke             same as --profile smoke
   --ip-model PATH     LightCNN-29 v2 checkpoint; without it the demo trains a small one on its own faces
+  --seed N            seed of every stage that takes one (demo data, lists, crops, identity network,
+                      generator, sampling, CDCN+DUM; default 0)
   --force             redo every phase (delete <work-dir>/.done)
 EOT
 }
@@ -43,11 +45,13 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE="$2"; shift 2;;
     --smoke) PROFILE="smoke"; shift;;
     --ip-model) IP_MODEL="$2"; shift 2;;
+    --seed) SEED="$2"; shift 2;;
     --force) FORCE=1; shift;;
     -h|--help) usage; exit 0;;
     *) echo "run_demo.sh: unknown option $1 (see --help)" >&2; exit 2;;
   esac
 done
+[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "run_demo.sh: --seed takes a non-negative integer, got $SEED" >&2; exit 2; }
 IS_CSV=0; [[ "$PROTOCOL" =~ ^[0-9]+$ ]] || IS_CSV=1
 if [ "$IS_CSV" = 1 ]; then   # absolute paths: the phases below run inside the work folder
   [ -f "$PROTOCOL" ] || { echo "run_demo.sh: --protocol $PROTOCOL: no such file (an OULU-NPU number 1-4 or a CSV)" >&2; exit 2; }
@@ -64,9 +68,13 @@ case "$PROFILE" in
   smoke) USERS=6; FRAMES=3;  SIZE=320x240; GEN_SIZE=64;  GEN_WIDTH=0.125; GEN_BATCH=8;  GEN_EPOCHS=2; GEN_LIMIT=2;
          LCNN_WIDTH=0.125; LCNN_EPOCHS=2; PAIRS=24;  PER_FOLDER=6;  DUM_SIZE=64;  DUM_WIDTH=0.25; DUM_BATCH=8;
          DUM_EPOCHS=2; FRAMES_PER_VIDEO=3; NO_FACE=zero;;
-  demo)  USERS=12; FRAMES=12; SIZE=320x240; GEN_SIZE=64;  GEN_WIDTH=0.25;  GEN_BATCH=16; GEN_EPOCHS=6; GEN_LIMIT=0;
+  # demo: 30 users (10 per split: 100 train, 100 dev and 50 test videos); the generator list takes 5
+  # frames per video, so the identity network and the generator see about as many faces as with 12
+  # users; CDCN+DUM needs about 1,000 batches at 1e-3 before its live maps rise above the attacks'
+  # (README, "Demo results").
+  demo)  USERS=30; FRAMES=12; SIZE=320x240; GEN_SIZE=64;  GEN_WIDTH=0.25;  GEN_BATCH=16; GEN_EPOCHS=6; GEN_LIMIT=0;
          LCNN_WIDTH=0.25;  LCNN_EPOCHS=6; PAIRS=120; PER_FOLDER=10; DUM_SIZE=64; DUM_WIDTH=0.25; DUM_BATCH=16;
-         DUM_EPOCHS=60; DUM_LR=1e-3; DUM_STEP=45; DUM_EVAL=5; DUM_EVAL_START=15; FRAMES_PER_VIDEO=12; NO_FACE=zero;;
+         DUM_EPOCHS=150; DUM_LR=1e-3; DUM_STEP=100; DUM_EVAL=10; DUM_EVAL_START=40; FRAMES_PER_VIDEO=5; NO_FACE=zero;;
   paper) GEN_SIZE=256; GEN_WIDTH=1.0; GEN_BATCH=240; GEN_EPOCHS=200; GEN_LIMIT=0; PAIRS=34650; PER_FOLDER=99;
          DUM_SIZE=256; DUM_WIDTH=1.0; DUM_BATCH=64; DUM_EPOCHS=1600; FRAMES_PER_VIDEO=40; NO_FACE=resample; GEN_EVERY=10; DUM_EVAL=50; DUM_EVAL_START=200; LOADERS=8;;
   *) echo "run_demo.sh: unknown profile $PROFILE (smoke, demo, paper)" >&2; exit 2;;
@@ -103,10 +111,11 @@ phase() {  # phase NAME COMMAND...: run unless its marker exists, then write the
 
 if [ -z "$VIDEO_ROOT" ]; then   # no --data-root: the demo data
   VIDEO_ROOT="$WORK/demo_data"
-  phase demo_data "$PY" "$ROOT/demo/make_demo_data.py" --out "$VIDEO_ROOT" --users "$USERS" --frames "$FRAMES" --size "$SIZE"
+  phase demo_data "$PY" "$ROOT/demo/make_demo_data.py" --out "$VIDEO_ROOT" --users "$USERS" --frames "$FRAMES" --size "$SIZE" \
+    --seed "$SEED"
 fi
 PROTOCOL_DIR="${PROTOCOL_DIR:-$VIDEO_ROOT/protocols}"
-export VIDEO_ROOT DATA_ROOT CROP_ROOT PROTOCOL_DIR PROTOCOL FOLD TRAIN_LIST FRAMES_PER_VIDEO
+export VIDEO_ROOT DATA_ROOT CROP_ROOT PROTOCOL_DIR PROTOCOL FOLD TRAIN_LIST FRAMES_PER_VIDEO SEED
 phase prepare env STAGES="frames boxes depth list" bash "$ROOT/scripts/prepare_data.sh"
 
 if [ -z "$IP_MODEL" ]; then
@@ -121,7 +130,7 @@ if [ -z "$IP_MODEL" ]; then
     phase identity_faces "$PY" "$ROOT/data/make_identity_folder.py" --data-root "$DATA_ROOT" \
       --train-list "$TRAIN_LIST" --out "$WORK/faces"
     phase lightcnn "$PY" "$ROOT/train_lightcnn.py" --data-root "$WORK/faces" --out-dir "$WORK/lightcnn" \
-      --width "$LCNN_WIDTH" --epochs "$LCNN_EPOCHS" --batch-size 16 --optimizer adam --workers 0
+      --width "$LCNN_WIDTH" --epochs "$LCNN_EPOCHS" --batch-size 16 --optimizer adam --workers 0 --seed "$SEED"
   fi
 else
   IP_WIDTH="${IP_WIDTH:-1.0}"
@@ -130,7 +139,7 @@ fi
 phase generator env IMG_ROOT="$DATA_ROOT" TRAIN_LIST="$TRAIN_LIST" IP_MODEL="$IP_MODEL" OUT="$GEN_DIR" \
   bash "$ROOT/train_generator.sh" --image-size "$GEN_SIZE" --width "$GEN_WIDTH" --ip-width "$IP_WIDTH" \
   --batch-size "$GEN_BATCH" --epochs "$GEN_EPOCHS" --limit-batches "$GEN_LIMIT" --workers "$LOADERS" \
-  --test-epoch "${GEN_EVERY:-$GEN_EPOCHS}" --save-epoch "${GEN_EVERY:-$GEN_EPOCHS}" ${GEN_TYPES:+--attack-types "$GEN_TYPES"}
+  --test-epoch "${GEN_EVERY:-$GEN_EPOCHS}" --save-epoch "${GEN_EVERY:-$GEN_EPOCHS}" --seed "$SEED" ${GEN_TYPES:+--attack-types "$GEN_TYPES"}
 
 train_file="Train${FOLD:+_${FOLD}}.txt"; train_g="Train_g${FOLD:+_${FOLD}}.txt"
 GEN_PROTOCOLS=(--protocol-in "$DATA_ROOT/protocols/Protocol_${PROTOCOL}/$train_file" --protocol-out "$PROTO_SUB/$train_g")
@@ -138,12 +147,12 @@ if [ "$IS_CSV" = 1 ]; then train_g="${TAG}_g.csv"; GEN_PROTOCOLS=(); fi   # gene
 phase crop env STAGES=crop IMAGE_SIZE="$DUM_SIZE" bash "$ROOT/scripts/prepare_data.sh"
 phase generate "$PY" "$ROOT/generated.py" --checkpoint "$GEN_DIR/last.pt" --num-pairs "$PAIRS" \
   --frames-per-folder "$PER_FOLDER" --protocol "$PROTOCOL" ${FOLD:+--fold "$FOLD"} --crop-root "$CROP_ROOT" "${GEN_PROTOCOLS[@]}" \
-  --out-path "$FAKE_DIR" --output-size "$DUM_SIZE" --on-no-face "$NO_FACE"
+  --out-path "$FAKE_DIR" --output-size "$DUM_SIZE" --on-no-face "$NO_FACE" --seed "$SEED"
 
 phase dum_train env CROP_ROOT="$CROP_ROOT" PROTOCOL="$PROTOCOL" FOLD="$FOLD" OUT_DIR="$DUM_DIR" NPROC=1 \
   bash "$ROOT/DUM/train.sh" --image-size "$DUM_SIZE" --width "$DUM_WIDTH" --batch-size "$DUM_BATCH" \
   --epochs "$DUM_EPOCHS" --eval-every "$DUM_EVAL" --eval-start "$DUM_EVAL_START" --workers "$LOADERS" \
-  --lr "$DUM_LR" --step-size "$DUM_STEP"
+  --lr "$DUM_LR" --step-size "$DUM_STEP" --seed "$SEED"
 phase dum_test env CHECKPOINT="$DUM_DIR/best.pt" CROP_ROOT="$CROP_ROOT" PROTOCOL="$PROTOCOL" OUT_DIR="$TEST_DIR" \
   bash "$ROOT/DUM/test.sh" ${FOLD:+--fold "$FOLD"} --save-threshold --workers "$LOADERS"
 # one page for the whole run (cheap, so rebuilt every time): test metrics, training curves, sample grids
