@@ -3,7 +3,7 @@
 #   frames -> MTCNN boxes -> depth labels -> generator list -> (identity net) -> dual-VAE generator
 #   -> sampling + protocol merge -> face crops -> CDCN + DUM training -> dev/test evaluation.
 #
-#   bash run_demo.sh                        # demo data made from public-domain portraits (~10 min, 2 CPUs)
+#   bash run_demo.sh                        # demo data made from public-domain portraits (~12 min, 2 CPUs)
 #   bash run_demo.sh --smoke                # the smallest settings (CI)
 #   bash run_demo.sh --data-root /data/Oulu_NPU --protocol 1 --profile paper \
 #        --ip-model ip_checkpoint/LightCNN_29Layers_V2_checkpoint.pth.tar
@@ -70,8 +70,8 @@ case "$PROFILE" in
          DUM_EPOCHS=2; FRAMES_PER_VIDEO=3; NO_FACE=zero;;
   # demo: 30 users (10 per split: 100 train, 100 dev and 50 test videos); the generator list takes 5
   # frames per video, so the identity network and the generator see about as many faces as with 12
-  # users; CDCN+DUM needs about 1,000 batches at 1e-3 before its live maps rise above the attacks'
-  # (README, "Demo results").
+  # users. CDCN+DUM first predicts nearly flat maps for every face and only after several hundred
+  # batches at 1e-3 lifts the live maps above the attacks' (README, "Demo results"): 150 epochs of 8.
   demo)  USERS=30; FRAMES=12; SIZE=320x240; GEN_SIZE=64;  GEN_WIDTH=0.25;  GEN_BATCH=16; GEN_EPOCHS=6; GEN_LIMIT=0;
          LCNN_WIDTH=0.25;  LCNN_EPOCHS=6; PAIRS=120; PER_FOLDER=10; DUM_SIZE=64; DUM_WIDTH=0.25; DUM_BATCH=16;
          DUM_EPOCHS=150; DUM_LR=1e-3; DUM_STEP=100; DUM_EVAL=10; DUM_EVAL_START=40; FRAMES_PER_VIDEO=5; NO_FACE=zero;;
