@@ -47,8 +47,8 @@ import torch
 import export_onnx
 from DUM.inference import (FaceCropper, TorchDepthModel, load_onnx_model, load_torch_model, normalize, score_crops,
                            torch_threads)
-from DUM.quantize import (calibration_batches, eval_dataset, float_node_names, format_comparison, name_nodes,
-                          quantize_int8)
+from DUM.quantize import (FLOAT_LAYER_CHOICES, calibration_batches, eval_dataset, float_node_names, format_comparison,
+                          name_nodes, quantize_int8)
 from networks.fold import fold_for_inference
 from networks.registry import DEPTH_NETS, build_model
 from utils.io import atomic_write_bytes, atomic_write_json, read_image
@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-list", default=None, help="test protocol list for the agreement figures")
     p.add_argument("--eval-checkpoint", default=None,
                    help="trained model for the agreement figures (export_onnx.py --int8 on it; default --checkpoint)")
+    p.add_argument("--float-layers", nargs="*", default=["heads"], choices=FLOAT_LAYER_CHOICES,
+                   help="layers the int8 model keeps in float (as export_onnx.py --float-layers)")
     p.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     return p
 
@@ -126,7 +128,7 @@ def make_models(args, torch_model: TorchDepthModel, tmp: Path, sample_crops) -> 
     atomic_write_bytes(tmp / "model.onnx", proto.SerializeToString())
     name_nodes(proto)
     batches, calibration = calibration_data(args, torch_model, sample_crops)
-    keep = float_node_names(proto, ["heads"])["heads"]
+    keep = [name for names in float_node_names(proto, args.float_layers).values() for name in names]
     quant = quantize_int8(proto, batches, keep, tmp_dir=tmp)
     atomic_write_bytes(tmp / "model.int8.onnx", quant.SerializeToString())
     log.info("exported with the %s exporter; int8 calibrated on %s, kept in float: %s", kind, calibration, keep)
@@ -198,7 +200,8 @@ def agreement(args, tmp: Path) -> dict | None:
     if not (checkpoint and args.calibration_list and args.crop_root):
         return None
     argv = ["--checkpoint", str(checkpoint), "--out", str(tmp / "eval.onnx"), "--int8", "--crop-root", args.crop_root,
-            "--calibration-list", args.calibration_list, "--min-agreement", "0", "--max-acer-change", "100"]
+            "--calibration-list", args.calibration_list, "--min-agreement", "0", "--max-acer-change", "100",
+            "--float-layers", *args.float_layers]
     summary = export_onnx.run(export_onnx.build_parser().parse_args(argv + (["--test-list", args.test_list]
                                                                             if args.test_list else [])))
     return summary.get("int8")
