@@ -133,7 +133,6 @@ class MeanLogvar(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor):
-
         _, mu, logvar = depth_outputs(self.net(x))
         return (mu,) if logvar is None else (mu, logvar)
 

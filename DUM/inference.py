@@ -111,7 +111,6 @@ class TorchDepthModel(DepthModel):
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-
         _, mu, logvar = depth_outputs(self.net(x.to(self.device)))
         return mu.float().cpu(), None if logvar is None else logvar.float().cpu()
 
@@ -236,7 +235,6 @@ class FaceCropper:
 
     def boxes(self, frames_bgr: Sequence[np.ndarray]) -> list[list[Box]]:
         """Per frame, the boxes kept: the data stage's one face (``face_rule``, data/bbox.py), or all."""
-
         found = self.detector.detect_batch([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames_bgr])
         out = []
         for faces in found:
@@ -274,7 +272,6 @@ class FaceCropper:
 
 def normalize(images_rgb: Sequence[np.ndarray]) -> torch.Tensor:
     """uint8 RGB [S,S,3] list -> ``[B,3,S,S]`` float32, (x - 127.5) / 128 as DUM/test.py feeds it."""
-
     x = torch.from_numpy(np.ascontiguousarray(np.stack(images_rgb).transpose(0, 3, 1, 2)))
     return normalize_image(x)
 

@@ -97,7 +97,6 @@ def bench_detect(frames: list[np.ndarray], min_face: float, batch: int, seconds:
 
 
 def bench_stage(frames: list[np.ndarray], count: int, threads: int, batch: int, max_side: int = 0) -> dict:
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "oulu_images"
         for i in range(count):

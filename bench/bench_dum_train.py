@@ -108,7 +108,6 @@ def bench_model(args, device, amp: bool) -> dict:
 
 
 def bench_loader(args) -> dict:
-
     items = read_protocol(args.train_list)
     ds = DepthTrainDataset(items, args.crop_root, "train", args.image_size, args.image_size // 8, AugmentConfig())
     # Repeat the (few) real items so an epoch has the original's 1200 real draws (25 batches): the

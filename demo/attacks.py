@@ -173,8 +173,8 @@ def render_replay(rng, portrait: Portrait, look: UserLook, room: Room, size, fra
     rgb, _, face = user_image(portrait, look)
     source = crop_around_face(rgb, face, dev["face_frac"], nx, ny)  # the recording the attacker plays
     bz = int(dev["bezel"] * 3 * ny)
-    th, tw = 3 * ny + 2 * bz, 3 * nx + 2 * bz
     bezel, alpha_tex, mask = device_textures(dev, nx, ny, bz)
+    th, tw = alpha_tex.shape
     # what the device reflects (bezel, the room in the glass, a lamp's glare) is smooth: it lives on
     # a grid 4x coarser than the sub-pixels and goes straight to the sensor
     coarse = 4
