@@ -6,7 +6,9 @@ and the test list is never opened (there is no flag for it; tests/test_dum_train
 
 Best model: lowest dev ACER of the CDCN-compatible row (dev EER threshold, pooled APCER, the
 numbers the original printed as ``val_ACER``); ties go to the lower dev EER (ISO row), then to the
-earlier epoch. Every checkpoint carries its dev thresholds (``threshold`` = CDCN-compatible,
+later epoch: once dev is separated without error, equal keys say nothing, and the longer-trained
+model is the one the original reports (it evaluates the final epochs and selects nothing).
+``--patience`` counts dev evaluations without a strictly better key. Every checkpoint carries its dev thresholds (``threshold`` = CDCN-compatible,
 ``threshold_eer`` = ISO EER) and ``threshold_source`` (the dev list), for test.py and prediction.
 
     python DUM/train.py --crop-root oulu_images_crop --protocol 1 --out-dir runs/CDCN_U_P1
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = p.add_argument_group("evaluation and run")
     e.add_argument("--eval-every", type=int, default=50, help="evaluate dev every N epochs (and at the last epoch)")
     e.add_argument("--eval-start", type=int, default=200, help="first epoch that may be evaluated (original: 200)")
-    e.add_argument("--patience", type=int, default=0, help="stop after N dev evaluations without a better best.pt (0 = off)")
+    e.add_argument("--patience", type=int, default=0, help="stop after N dev evaluations without a strictly better dev ACER/EER (0 = off)")
     e.add_argument("--frame-batch", type=int, default=64, help="frames per forward pass when scoring a video")
     e.add_argument("--out-dir", default=None, help="run folder (default CDCN_U_P<p>[_F<fold>], the original --log name)")
     e.add_argument("--resume", default="", help="'last' (= <out-dir>/last.pt) or a checkpoint path to continue from")
@@ -156,11 +158,18 @@ def make_scheduler(optimizer, args):
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.step_size, gamma=args.gamma)
 
 
+def _selection_key(dev: dict) -> tuple[float, float]:
+    return dev["dev_acer"], dev["dev_eer"]
+
+
 def is_better(new: dict, best: dict | None) -> bool:
-    """Lower dev ACER (CDCN-compatible), then lower dev EER; equal keys keep the earlier epoch."""
-    if best is None:
-        return True
-    return (new["dev_acer"], new["dev_eer"]) < (best["dev_acer"], best["dev_eer"])
+    """Strictly lower dev ACER (CDCN-compatible), then lower dev EER: what ``--patience`` waits for."""
+    return best is None or _selection_key(new) < _selection_key(best)
+
+
+def takes_best(new: dict, best: dict | None) -> bool:
+    """Whether ``new`` becomes ``best.pt``: better, or equal (a tie goes to the later epoch)."""
+    return best is None or _selection_key(new) <= _selection_key(best)
 
 
 def run(args) -> dict:
@@ -333,9 +342,10 @@ def train(args, dist, out_dir: Path) -> dict:
         dev = None
         if epoch == args.epochs or (epoch >= args.eval_start and epoch % args.eval_every == 0):
             dev, _ = evaluate_dev(net, data, args, dist, epoch, out_dir)
-            improved = is_better(dev, state.best)
-            state.best, state.since_best = (dev, 0) if improved else (state.best, state.since_best + 1)
-            row.update({**{k: dev[k] for k in DEV_COLUMNS}, "best": int(improved)})
+            state.since_best = 0 if is_better(dev, state.best) else state.since_best + 1
+            new_best = takes_best(dev, state.best)
+            state.best = dev if new_best else state.best
+            row.update({**{k: dev[k] for k in DEV_COLUMNS}, "best": int(new_best)})
             last_eval = dev
         log_epoch(row, dev)
         save_on_master(lambda: checkpoint_state(state, epoch, args, dev), out_dir / "last.pt",

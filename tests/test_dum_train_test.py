@@ -316,13 +316,34 @@ def test_every_frame_with_a_crop_is_scored_and_chunking_changes_nothing(tree, tm
                                              or a.score == pytest.approx(b.score, rel=1e-5))
 
 
-def test_model_selection_prefers_lower_acer_then_eer_then_earlier_epoch():
+def test_model_selection_prefers_lower_acer_then_eer_then_later_epoch():
     best = {"dev_acer": 0.2, "dev_eer": 0.1, "epoch": 5}
-    assert dum_train.is_better({"dev_acer": 0.1, "dev_eer": 0.5}, best)
-    assert dum_train.is_better({"dev_acer": 0.2, "dev_eer": 0.05}, best)
-    assert not dum_train.is_better({"dev_acer": 0.2, "dev_eer": 0.1}, best)   # a tie keeps the earlier epoch
-    assert not dum_train.is_better({"dev_acer": 0.3, "dev_eer": 0.0}, best)
+    for new, better in [({"dev_acer": 0.1, "dev_eer": 0.5}, True), ({"dev_acer": 0.2, "dev_eer": 0.05}, True),
+                        ({"dev_acer": 0.2, "dev_eer": 0.1}, False), ({"dev_acer": 0.3, "dev_eer": 0.0}, False)]:
+        assert dum_train.is_better(new, best) is better
+        assert dum_train.takes_best(new, best) is (better or new == {"dev_acer": 0.2, "dev_eer": 0.1})
     assert dum_train.is_better({"dev_acer": 0.9, "dev_eer": 0.9}, None)
+    assert dum_train.takes_best({"dev_acer": 0.9, "dev_eer": 0.9}, None)
+
+
+def test_best_pt_takes_the_later_of_equal_dev_results_and_patience_waits_for_a_better_one(tree, tmp_path, monkeypatch):
+    """dev ACER per epoch 0.2, 0.1, 0.1, 0.1 (EER equal): best.pt is epoch 4, the last of the tie, while
+    --patience 2 stops after two evaluations without a strictly better result."""
+    real_evaluate_dev, acers = dum_train.evaluate_dev, {1: 0.2, 2: 0.1, 3: 0.1, 4: 0.1, 5: 0.1}
+
+    def canned(net, data, args, dist, epoch, out_dir):
+        dev, result = real_evaluate_dev(net, data, args, dist, epoch, out_dir)
+        return {**dev, "dev_acer": acers[epoch], "dev_eer": 0.05}, result
+
+    monkeypatch.setattr(dum_train, "evaluate_dev", canned)
+    out = tmp_path / "run"
+    result = _train(tree["crop_root"], out, "--epochs", "5", "--patience", "2")
+    rows = _read_csv(out / "metrics.csv")
+    assert result["epochs_run"] == 4 and [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert [int(r["best"]) for r in rows] == [1, 1, 1, 1]
+    best = torch.load(out / "best.pt", weights_only=True)
+    assert best["epoch"] == 4 and best["since_best"] == 2
+    assert best["threshold"] == pytest.approx(float(rows[3]["dev_threshold"]))
 
 
 def _perturbed_checkpoint(src: Path, dst: Path, seed: int) -> None:
