@@ -8,8 +8,9 @@ Best model: lowest dev ACER of the CDCN-compatible row (dev EER threshold, poole
 numbers the original printed as ``val_ACER``); ties go to the lower dev EER (ISO row), then to the
 later epoch: once dev is separated without error, equal keys say nothing, and the longer-trained
 model is the one the original reports (it evaluates the final epochs and selects nothing).
-``--patience`` counts dev evaluations without a strictly better key. Every checkpoint carries its dev thresholds (``threshold`` = CDCN-compatible,
-``threshold_eer`` = ISO EER) and ``threshold_source`` (the dev list), for test.py and prediction.
+``--patience`` counts dev evaluations without a strictly better key. Every checkpoint carries its
+dev thresholds (``threshold`` = CDCN-compatible, ``threshold_eer`` = ISO EER) and
+``threshold_source`` (the dev list), for test.py and prediction.
 
     python DUM/train.py --crop-root oulu_images_crop --protocol 1 --out-dir runs/CDCN_U_P1
     torchrun --nproc_per_node 4 DUM/train.py ...   # --batch-size stays the global batch (64)
@@ -43,7 +44,7 @@ from networks import DEPTH_NETS, build_depth_net
 from utils.checkpoint import CheckpointError, load_checkpoint, unwrap
 from utils.dist import barrier, broadcast_buffers, cleanup, init_distributed
 from utils.io import InputError, SkipReport, atomic_write_text
-from utils.perf import maybe_compile
+from utils.perf import maybe_compile, to_channels_last
 from utils.run import config_dict, git_sha, run_stage, save_config, setup_logging
 from utils.schedule import apply_iteration_budget, default_workers, set_threads
 from utils.seed import rng_state, seed_everything, seed_for_epoch, set_deterministic, set_rng_state
@@ -239,7 +240,7 @@ def build_model(args, dist) -> torch.nn.Module:
     seed_everything(args.seed)  # same initial weights on every rank
     model = build_depth_net(args.model, theta=args.theta, width=args.width, image_size=args.image_size)
     model = model.to(dist.device)
-    return model.to(memory_format=torch.channels_last) if args.channels_last else model
+    return to_channels_last(model) if args.channels_last else model
 
 
 def build_state(model: torch.nn.Module, args, dist, amp_dtype) -> TrainState:
@@ -344,7 +345,8 @@ def train(args, dist, out_dir: Path) -> dict:
             dev, _ = evaluate_dev(net, data, args, dist, epoch, out_dir)
             state.since_best = 0 if is_better(dev, state.best) else state.since_best + 1
             new_best = takes_best(dev, state.best)
-            state.best = dev if new_best else state.best
+            if new_best:
+                state.best = dev
             row.update({**{k: dev[k] for k in DEV_COLUMNS}, "best": int(new_best)})
             last_eval = dev
         log_epoch(row, dev)

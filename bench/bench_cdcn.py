@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from networks.cdc import set_cdc_fold
 from networks.cdcn_u import CDCN_u
 from utils.io import atomic_write_json
+from utils.perf import to_channels_last
 from utils.run import setup_logging
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def build_variant(name: str, size: int, width: float) -> tuple[CDCN_u, bool]:
         if isinstance(m, torch.nn.ReLU):
             m.inplace = inplace
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = to_channels_last(model)
     return model, channels_last
 
 

@@ -113,7 +113,6 @@ def run_stage(run_fn, args, log_dir=None, errors: tuple = (), log_file: str = "l
     """The body of a stage script's ``main()``: log to the console and ``<log_dir>/<log_file>`` (when
     ``log_dir`` is given), call ``run_fn(args)``, and turn a user error (InputError, plus ``errors``
     such as CheckpointError) into its message and exit status 2 instead of a traceback."""
-
     if log_dir is not None:
         setup_logging(log_dir, filename=log_file)
     try:
