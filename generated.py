@@ -93,7 +93,8 @@ def resolve_protocols(args) -> None:
 
 
 def run(args) -> dict:
-    from generation.sampling import generate  # deferred: torch and the generator stack load only when the stage runs (--help answers at once)
+    # deferred: torch and the generator stack load only when the stage runs (--help answers at once)
+    from generation.sampling import generate
 
     resolve_protocols(args)
     save_config(args, args.out_path)

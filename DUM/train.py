@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = p.add_argument_group("evaluation and run")
     e.add_argument("--eval-every", type=int, default=50, help="evaluate dev every N epochs (and at the last epoch)")
     e.add_argument("--eval-start", type=int, default=200, help="first epoch that may be evaluated (original: 200)")
-    e.add_argument("--patience", type=int, default=0, help="stop after N dev evaluations without a strictly better dev ACER/EER (0 = off)")
+    e.add_argument("--patience", type=int, default=0,
+                   help="stop after N dev evaluations without a strictly better dev ACER/EER (0 = off)")
     e.add_argument("--frame-batch", type=int, default=64, help="frames per forward pass when scoring a video")
     e.add_argument("--out-dir", default=None, help="run folder (default CDCN_U_P<p>[_F<fold>], the original --log name)")
     e.add_argument("--resume", default="", help="'last' (= <out-dir>/last.pt) or a checkpoint path to continue from")
